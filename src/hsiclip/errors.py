@@ -1,0 +1,17 @@
+"""Errors that the command line reports as one clear line (no traceback unless --debug)."""
+
+
+class HsiclipError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+class SceneNotFoundError(HsiclipError):
+    """A scene's files are in none of the places searched."""
+
+
+class DataError(HsiclipError):
+    """A data file is corrupt, inconsistent or fails its checksum."""
+
+
+class ConfigError(HsiclipError):
+    """A configuration value, a name or an option is invalid."""
