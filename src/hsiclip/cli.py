@@ -1,0 +1,233 @@
+"""Command line: `hsiclip train | evaluate | map | info | scenes`; the only module that reads argv or env."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from platformdirs import user_cache_dir
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ConfigError, HsiclipError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Vision-language hyperspectral image classification with curated text prompts.")
+console = Console()
+err_console = Console(stderr=True)
+STATE = {"debug": False}
+
+DataDir = Annotated[Path | None, typer.Option(help="Folder with the scene's .mat files [env: HSICLIP_DATA_DIR].")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+Download = Annotated[bool, typer.Option("--download", help="Fetch missing scene files (or text encoders).")]
+NoVerify = Annotated[bool, typer.Option("--no-verify", help="Skip scene checksum verification.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def cache_dir() -> Path:
+    """User cache folder for downloaded scenes and text embeddings [env: HSICLIP_CACHE_DIR]."""
+    return Path(os.environ.get("HSICLIP_CACHE_DIR") or user_cache_dir("hsiclip"))
+
+
+def search_dirs(data_dir: Path | None) -> list[Path]:
+    """Lookup order: the option, else the environment variable; the user cache folder comes after them."""
+    if data_dir:
+        return [data_dir]
+    return [Path(os.environ["HSICLIP_DATA_DIR"])] if os.environ.get("HSICLIP_DATA_DIR") else []
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def load_scene_cli(name: str, data_dir: Path | None, download: bool, no_verify: bool, quiet: bool):
+    from .data.scenes import load_scene
+
+    return load_scene(name, search_dirs(data_dir), download_dir=cache_dir() / "data", download=download,
+                      verify=not no_verify, progress=not quiet)
+
+
+def print_metrics(metrics: dict[str, Any], class_names: list[str], title: str) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("class")
+    table.add_column("accuracy (%)", justify="right")
+    for name, acc in zip(class_names, metrics["per_class"], strict=True):
+        table.add_row(name, "-" if acc is None else f"{acc:.2f}")
+    console.print(table)
+    console.print(f"[bold]OA {metrics['oa']:.2f}   AA {metrics['aa']:.2f}   kappa {metrics['kappa']:.2f}[/bold]")
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False) -> None:
+    STATE["debug"] = debug
+
+
+@app.command()
+def train(
+    scene: Annotated[str | None, typer.Option(help="Registered scene (default: the config's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the split, the initialisation and the sampling.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Run folder to write [default: runs/<scene>-seed<seed>].")] = None,
+    config: Annotated[str | None, typer.Option(help="Config file (.toml/.json) or built-in recipe name.")] = None,
+    data_dir: DataDir = None,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override train.batch_size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
+    train_fraction: Annotated[float | None, typer.Option(help="Override data.train_fraction.")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Text encoder name or sentence-transformers path.")] = None,
+    prompts: Annotated[str | None, typer.Option(help="descriptive, short, label or ensemble.")] = None,
+    negatives: Annotated[str | None, typer.Option(help="hard+semi, hard, semi or all.")] = None,
+    projection: Annotated[str | None, typer.Option(help="text (probe on text side) or vision.")] = None,
+    split: Annotated[Path | None, typer.Option(help="Replay the split.npz of an earlier run.")] = None,
+    device: Device = "cpu",
+    download: Download = False,
+    no_verify: NoVerify = False,
+    no_map: Annotated[bool, typer.Option("--no-map", help="Do not write map.png.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a model on a scene, evaluate it on the test pixels, and write a run folder (+ map.png)."""
+    from .config import load_config
+    from .data.splits import Split
+    from .run import train_run
+
+    cfg = load_config(config, scene).replace(**{
+        "train.seed": seed, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
+        "data.train_fraction": train_fraction, "text.encoder": encoder, "text.prompts": prompts,
+        "loss.negatives": negatives, "model.projection": projection})
+    dev = resolve_device(device)
+    out = out or Path("runs") / f"{cfg.data.scene}-seed{seed}"
+    data = load_scene_cli(cfg.data.scene, data_dir, download, no_verify, quiet)
+    replay = Split.load(split) if split else None
+    console.print(f"[dim]{cfg.name}: {cfg.data.scene} from {data.source}; {cfg.train.epochs} epochs, "
+                  f"encoder {cfg.text.encoder}, device {dev}[/dim]", soft_wrap=True)
+    metrics = train_run(cfg, data, out, device=dev, cache_dir=cache_dir(), split=replay, progress=not quiet,
+                        allow_download=download, overwrite=overwrite, with_map=not no_map)
+    print_metrics(metrics, list(data.class_names), f"{cfg.data.scene}, seed {seed}: test pixels")
+    t = metrics["timing"]
+    console.print(f"train {t['train_s']:.1f} s, test inference {t['infer_s']:.2f} s -> {out}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
+    data_dir: DataDir = None,
+    device: Device = "cpu",
+    download: Download = False,
+    no_verify: NoVerify = False,
+    quiet: Quiet = False,
+) -> None:
+    """Reload a run and recompute its test metrics; fail if they differ from the stored ones."""
+    from .run import METRIC_KEYS, evaluate_run, load_run
+
+    dev = resolve_device(device)
+    r = load_run(run, dev)
+    data = load_scene_cli(r.cfg.data.scene, data_dir, download, no_verify, quiet)
+    metrics = evaluate_run(r, data, dev, progress=not quiet)
+    print_metrics(metrics, list(r.class_names), f"{run}: test pixels")
+    stored_path = run / "metrics.json"
+    if stored_path.is_file():
+        stored = json.loads(stored_path.read_text())
+        same = all(stored.get(k) == metrics[k] for k in METRIC_KEYS)
+        if not same:
+            raise HsiclipError(f"metrics differ from {stored_path}: stored OA {stored['oa']:.4f}, "
+                               f"now {metrics['oa']:.4f}")
+        console.print(f"identical to {stored_path}")
+
+
+@app.command("map")
+def map_(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write [default: RUN/map.png].")] = None,
+    data_dir: DataDir = None,
+    device: Device = "cpu",
+    download: Download = False,
+    no_verify: NoVerify = False,
+    quiet: Quiet = False,
+) -> None:
+    """Classify every pixel of the run's scene and write the map beside the ground truth as a PNG."""
+    from .run import load_run, write_map
+
+    dev = resolve_device(device)
+    r = load_run(run, dev)
+    data = load_scene_cli(r.cfg.data.scene, data_dir, download, no_verify, quiet)
+    path = write_map(r, data, out or run / "map.png", dev, progress=not quiet)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def info(
+    config: Annotated[str | None, typer.Option(help="Config file or built-in recipe name.")] = None,
+    scene: Annotated[str | None, typer.Option(help="Scene (sets the number of classes).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Text encoder (sets the text dimension).")] = None,
+    projection: Annotated[str | None, typer.Option(help="text or vision.")] = None,
+) -> None:
+    """Print trainable / frozen / total parameters and FLOPs per sample of a model."""
+    from .config import load_config
+    from .efficiency import describe_model
+
+    cfg = load_config(config, scene).replace(**{"text.encoder": encoder, "model.projection": projection})
+    rows, note = describe_model(cfg)
+    table = Table(title=f"{cfg.name}: {cfg.model.name} on {cfg.data.scene}, encoder {cfg.text.encoder}")
+    for col in ("part", "parameters", "trainable"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    for part, n, trainable in rows:
+        table.add_row(part, "?" if n is None else f"{n:,}", trainable)
+    console.print(table)
+    if note:
+        console.print(note)
+
+
+@app.command()
+def scenes(data_dir: DataDir = None) -> None:
+    """List the registered scenes and whether their files are found."""
+    from .data.scenes import SCENES, get_scene
+
+    dirs = [*search_dirs(data_dir), cache_dir() / "data"]
+    table = Table(title="registered scenes")
+    for col in ("name", "title", "size", "classes", "found in"):
+        table.add_column(col)
+    for name in SCENES:
+        s = get_scene(name)
+        where = next((str(d) for d in dirs if (d / s.cube.filename).is_file() and (d / s.gt.filename).is_file()),
+                     "TensorLy package" if name == "indian_pines" else "-")
+        table.add_row(name, s.title, "x".join(map(str, s.shape)), str(len(s.class_names)), where)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code. Errors print one line unless --debug is given."""
+    args = sys.argv[1:] if argv is None else argv
+    STATE["debug"] = "--debug" in args
+    try:
+        app(args=args, prog_name="hsiclip", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except (HsiclipError, KeyboardInterrupt) as e:
+        if STATE["debug"]:
+            raise
+        err_console.print(f"[red]error:[/red] {e}" if str(e) else "interrupted", highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

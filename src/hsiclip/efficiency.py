@@ -1,0 +1,57 @@
+"""Parameter counts and FLOPs per sample (PyTorch's own FLOP counter, not hand-counted)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import RunConfig
+
+
+def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
+    return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
+
+
+@torch.no_grad()
+def flops_per_sample(model: nn.Module, sample: torch.Tensor) -> int:
+    """Floating-point operations (2 per multiply-add) of one forward pass on a batch of one, in eval mode."""
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(sample.unsqueeze(0))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def describe_model(cfg: RunConfig) -> tuple[list[tuple[str, int | None, str]], str]:
+    """Rows (part, parameters, trainable?) for `hsiclip info`, built without loading data or the text encoder."""
+    from .data.scenes import get_scene
+    from .models import create_model
+    from .text.encoders import TextEncoder, resolve_encoder
+
+    num_classes = len(get_scene(cfg.data.scene).class_names)
+    spec = resolve_encoder(cfg.text.encoder)
+    if spec is not None:
+        text_dim, frozen = spec.dim, spec.params
+    else:  # a free sentence-transformers name or path: load it once to learn its size
+        enc = TextEncoder(cfg.text.encoder)
+        text_dim, frozen = enc.model.get_sentence_embedding_dimension(), enc.params
+    model = create_model(cfg.model, cfg.data.pca_components, torch.zeros(num_classes, text_dim))
+    parts = [("vision encoder (masked ViT)", count_parameters(model.visual))]
+    if cfg.model.projection == "text":
+        parts.append((f"text probe ({text_dim} -> {cfg.model.embed_dim})", count_parameters(model.text_probe)))
+    else:
+        parts.append((f"vision projection ({cfg.model.embed_dim} -> {text_dim})",
+                      count_parameters(model.visual_proj)))
+    parts.append(("logit scale", 1))
+    trainable = count_parameters(model, trainable=True)
+    rows: list[tuple[str, int | None, str]] = [(p, n, "yes") for p, n in parts]
+    rows.append((f"text encoder {cfg.text.encoder} (frozen)", frozen, "no"))
+    rows.append(("trainable", trainable, ""))
+    rows.append(("frozen", frozen, ""))
+    rows.append(("total", None if frozen is None else trainable + frozen, ""))
+    window = torch.zeros(cfg.model.window, cfg.model.window, cfg.data.pca_components)
+    flops = flops_per_sample(model, window)
+    share = f", {100 * trainable / (trainable + frozen):.3f}% of all parameters trainable" if frozen else ""
+    return rows, f"FLOPs per sample (vision forward + prototypes): {flops / 1e9:.4f} G{share}"

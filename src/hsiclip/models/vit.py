@@ -1,0 +1,53 @@
+"""The paper's vision encoder f_theta: a compact masked ViT over 3x3 spatial patches of a PCA window."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..config import ModelConfig
+from .layers import Block
+
+
+class MaskedViT(nn.Module):
+    """ViT on a (B, w, w, C) window: patches -> tokens, CLS + learned positions, pre-norm blocks, linear head.
+
+    With the paper's sizes (3x3 patches of 25 PCA bands, dim 64, depth 6, 16 heads, MLP 64) and a 15x15
+    window this has 171K parameters (paper: 174K). While training, a random `mask_ratio` share of the patch
+    tokens is dropped (MAE-style), which regularises the small encoder.
+    """
+
+    def __init__(self, cfg: ModelConfig, in_channels: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_patches = (cfg.window // cfg.patch) ** 2
+        patch_dim = cfg.patch * cfg.patch * in_channels
+        self.patch_embed = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, cfg.dim), nn.LayerNorm(cfg.dim))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, self.num_patches + 1, cfg.dim) * 0.02)
+        self.blocks = nn.Sequential(*(Block(cfg.dim, cfg.heads, cfg.mlp_dim, cfg.dropout) for _ in range(cfg.depth)))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, out_dim or cfg.embed_dim)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, w, w, C) window -> (B, N, dim) patch tokens with positions added."""
+        p = self.cfg.patch
+        x = rearrange(x, "b (h p1) (w p2) c -> b (h w) (p1 p2 c)", p1=p, p2=p)  # (B, N, p*p*C)
+        return self.patch_embed(x) + self.pos_embed[:, 1:]
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """Keep a random (1 - mask_ratio) share of the N tokens of each sample: (B, N, D) -> (B, N_keep, D)."""
+        b, n, d = x.shape
+        keep = max(1, round(n * (1.0 - self.cfg.mask_ratio)))
+        order = torch.rand(b, n, device=x.device).argsort(dim=1)[:, :keep]  # (B, N_keep)
+        return x.gather(1, order.unsqueeze(-1).expand(-1, -1, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, w, w, C) -> (B, out_dim) unnormalised embedding (the CLS token through the head)."""
+        x = self.tokens(x)
+        if self.training and self.cfg.mask_ratio > 0:
+            x = self.mask(x)
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        x = self.blocks(torch.cat([cls, x], dim=1))  # (B, 1 + N, D)
+        return self.head(self.norm(x[:, 0]))

@@ -1,0 +1,55 @@
+"""The paper's vision-language classifier: masked ViT + frozen text prototypes + trainable probe + logit scale."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .vit import MaskedViT
+
+
+class HSIClip(nn.Module):
+    """Scores s_ij = exp(logit_scale) * <z_i, p_j> between window embeddings and class text prototypes.
+
+    The frozen text-encoder embeddings of the class prompts are a buffer (C, T), so a checkpoint carries
+    its own classifier. `projection="text"` maps them to the vision space with a trainable linear probe
+    (the paper's 65.6K "projection head" for T = 1024); `projection="vision"` instead maps the vision
+    embedding into the text space and keeps the prototypes as they are.
+    """
+
+    def __init__(self, cfg: ModelConfig, in_channels: int, text_features: torch.Tensor) -> None:
+        super().__init__()
+        self.cfg = cfg
+        text_dim = text_features.shape[1]
+        self.register_buffer("text_features", F.normalize(text_features.float(), dim=-1))  # (C, T)
+        if cfg.projection == "text":
+            self.visual = MaskedViT(cfg, in_channels, cfg.embed_dim)
+            self.text_probe: nn.Module = nn.Linear(text_dim, cfg.embed_dim)
+        else:
+            self.visual = MaskedViT(cfg, in_channels, cfg.embed_dim)
+            self.text_probe = nn.Identity()
+            self.visual_proj = nn.Linear(cfg.embed_dim, text_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
+
+    @property
+    def num_classes(self) -> int:
+        return self.text_features.shape[0]
+
+    def encode_image(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        z = self.visual(x)  # (B, d)
+        if self.cfg.projection == "vision":
+            z = self.visual_proj(z)
+        return F.normalize(z, dim=-1) if normalize else z
+
+    def encode_text(self, normalize: bool = True) -> torch.Tensor:
+        p = self.text_probe(self.text_features)  # (C, d)
+        return F.normalize(p, dim=-1) if normalize else p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, w, w, C) windows -> (B, num_classes) scaled cosine similarities."""
+        scale = self.logit_scale.clamp(max=math.log(100.0)).exp()  # CLIP clamps the scale at 100
+        return scale * self.encode_image(x) @ self.encode_text().T

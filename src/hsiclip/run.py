@@ -1,0 +1,175 @@
+"""One run, end to end: preprocess a scene, embed its prompts, train, evaluate, and save a run folder.
+
+A run folder holds `config.json` (resolved config), `split.npz` (train/test pixel indices), `checkpoint.pt`
+(weights, text prototypes, PCA), `metrics.json` and `history.json`. It is written to a temporary sibling
+folder and renamed at the end, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import RunConfig, dump, from_dict
+from .data.preprocess import SpectralPCA
+from .data.scenes import Scene
+from .data.splits import Split, random_split
+from .data.windows import WindowSampler
+from .engine import predict, train_model
+from .errors import ConfigError, DataError
+from .losses import ContrastiveLoss
+from .metrics import classification_metrics
+from .models import MODELS, create_model
+from .text.encoders import embed_class_prompts
+from .text.prompts import class_texts, load_prompt_set
+
+METRIC_KEYS = ("oa", "aa", "kappa", "per_class", "confusion")
+
+
+@dataclass
+class Run:
+    """A trained model with everything needed to apply it again."""
+
+    cfg: RunConfig
+    model: torch.nn.Module
+    pca: SpectralPCA
+    class_names: tuple[str, ...]
+    split: Split | None = None
+
+
+def text_features(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path | None, cache_dir: Path | None,
+                  allow_download: bool = False) -> torch.Tensor:
+    """(C, T) embeddings of the scene's prompts with the configured encoder (cached on disk)."""
+    prompts = load_prompt_set(prompt_file or cfg.data.scene)
+    if [p.name for p in prompts] != list(class_names):
+        raise ConfigError(f"the prompt set's classes {[p.name for p in prompts]} do not match the scene's "
+                          f"{list(class_names)}")
+    emb = embed_class_prompts(class_texts(prompts, cfg.text.prompts), cfg.text.encoder, cache_dir,
+                              allow_download=allow_download)
+    return torch.from_numpy(emb)
+
+
+def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu", cache_dir: Path | None = None,
+              split: Split | None = None, prompt_file: Path | None = None, progress: bool = True,
+              allow_download: bool = False, overwrite: bool = False, with_map: bool = False) -> dict[str, Any]:
+    """Train `cfg` on `scene`, evaluate on the test pixels, write the run folder; return its metrics."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ConfigError(f"run folder {out_dir} exists and is not empty; choose another --out or add --overwrite")
+    MODELS.get(cfg.model.name)  # fail on an unknown name before any work
+    torch.manual_seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    split = split or random_split(scene.labels, fraction=cfg.data.train_fraction, count=cfg.data.train_count,
+                                  seed=cfg.train.seed, class_names=scene.class_names)
+    feats = text_features(cfg, scene.class_names, prompt_file, cache_dir, allow_download)
+
+    # paper protocol: PCA fitted on every pixel of the scene (labelled or not), as the DCTN code does
+    pca = SpectralPCA.fit(scene.cube.reshape(-1, scene.cube.shape[-1]), cfg.data.pca_components,
+                          whiten=cfg.data.pca_whiten, seed=cfg.train.seed)
+    sampler = WindowSampler(pca.transform(scene.cube), cfg.model.window, device)
+    labels = scene.labels.reshape(-1).astype(np.int64) - 1  # classes 0..C-1 at labelled pixels
+
+    model = create_model(cfg.model, cfg.data.pca_components, feats).to(device)
+    result = train_model(model, sampler, split.train, labels[split.train], cfg.train,
+                         ContrastiveLoss(cfg.loss), progress=progress)
+    t0 = time.perf_counter()
+    pred, _ = predict(model, sampler, split.test, cfg.train.eval_batch_size, progress=progress, desc="test")
+    infer_s = time.perf_counter() - t0
+    metrics = classification_metrics(labels[split.test], pred, len(scene.class_names))
+    metrics.update(class_names=list(scene.class_names), n_train=len(split.train), n_test=len(split.test),
+                   seed=cfg.train.seed, timing={"train_s": result.seconds, "infer_s": infer_s, "device": device})
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        dump(cfg, tmp / "config.json")
+        split.save(tmp / "split.npz")
+        torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "pca": pca.state_dict(),
+                    "class_names": list(scene.class_names), "scene_source": scene.source,
+                    "hsiclip_version": __version__}, tmp / "checkpoint.pt")
+        (tmp / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        if with_map:
+            write_map(Run(cfg, model, pca, scene.class_names, split), scene, tmp / "map.png", device,
+                      progress=progress, sampler=sampler, oa=metrics["oa"])
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics
+
+
+def load_run(run_dir: Path, device: str = "cpu") -> Run:
+    """Rebuild the model, PCA and split of a run folder."""
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if not ckpt_path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no checkpoint.pt); create one with `hsiclip train`")
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    except Exception as e:
+        raise DataError(f"cannot read {ckpt_path}: {e}") from None
+    cfg = from_dict(ckpt["config"])
+    state = ckpt["model"]
+    model = create_model(cfg.model, cfg.data.pca_components, state["text_features"]).to(device)
+    model.load_state_dict(state)
+    model.eval()
+    split = Split.load(run_dir / "split.npz") if (run_dir / "split.npz").is_file() else None
+    return Run(cfg, model, SpectralPCA.from_state_dict(ckpt["pca"]), tuple(ckpt["class_names"]), split)
+
+
+def sampler_for(run: Run, cube: np.ndarray, device: str = "cpu") -> WindowSampler:
+    return WindowSampler(run.pca.transform(cube), run.cfg.model.window, device)
+
+
+def evaluate_run(run: Run, scene: Scene, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Metrics of a run's model on its own test split of `scene` (same batches, so bitwise the same)."""
+    if run.split is None:
+        raise ConfigError("the run folder has no split.npz to evaluate on")
+    if tuple(scene.class_names) != run.class_names:
+        raise DataError(f"scene {scene.name} has classes {scene.class_names}, the run was trained on "
+                        f"{run.class_names}")
+    labels = scene.labels.reshape(-1).astype(np.int64) - 1
+    pred, _ = predict(run.model, sampler_for(run, scene.cube, device), run.split.test,
+                      run.cfg.train.eval_batch_size, progress=progress, desc="test")
+    return classification_metrics(labels[run.split.test], pred, len(run.class_names))
+
+
+def predict_scene(run: Run, cube: np.ndarray, device: str = "cpu", progress: bool = True,
+                  batch_size: int | None = None, sampler: WindowSampler | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Class map (H, W) with labels 1..C and confidence map (H, W) for every pixel of `cube`."""
+    h, w, _ = cube.shape
+    sampler = sampler or sampler_for(run, cube, device)
+    pred, conf = predict(run.model, sampler, np.arange(h * w), batch_size or run.cfg.train.eval_batch_size,
+                         progress=progress, desc="map")
+    return (pred + 1).reshape(h, w), conf.reshape(h, w)
+
+
+def write_map(run: Run, scene: Scene, path: Path, device: str = "cpu", progress: bool = True,
+              sampler: WindowSampler | None = None, oa: float | None = None) -> Path:
+    """Classify every pixel of `scene` and save the map beside the ground truth as a PNG."""
+    from .plots import classification_map_figure
+
+    pred, _ = predict_scene(run, scene.cube, device, progress=progress, sampler=sampler)
+    if oa is None and run.split is not None:
+        labels = scene.labels.reshape(-1)
+        oa = float(100 * np.mean(pred.reshape(-1)[run.split.test] == labels[run.split.test]))
+    fig = classification_map_figure(scene.labels, pred, list(run.class_names),
+                                    title=f"{scene.name}: {run.cfg.name}, seed {run.cfg.train.seed}", oa=oa)
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return Path(path)

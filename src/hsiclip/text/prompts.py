@@ -1,0 +1,68 @@
+"""Prompt sets as data: one TOML file per scene (or a user's file) with, per class, a label-only name,
+a short text, a curated descriptive prompt and descriptive variants (for prompt ensembles)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ConfigError
+
+PROMPT_MODES = ("label", "short", "descriptive", "ensemble")
+
+
+@dataclass(frozen=True)
+class ClassPrompt:
+    label: int  # value in the label raster (1..C)
+    name: str  # class name; also the label-only prompt
+    short: str  # one terse sentence
+    descriptive: str  # the curated description (the paper's prompt)
+    variants: tuple[str, ...] = ()  # paraphrases of the description, averaged with it in "ensemble" mode
+
+    def texts(self, mode: str) -> list[str]:
+        return {
+            "label": [self.name],
+            "short": [self.short],
+            "descriptive": [self.descriptive],
+            "ensemble": [self.descriptive, *self.variants],
+        }[mode]
+
+
+def builtin_prompt_sets() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("hsiclip.text.prompt_sets").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_prompt_set(scene_or_path: str | Path) -> list[ClassPrompt]:
+    """The prompts of a registered scene (by name) or of a TOML file with the same layout."""
+    if str(scene_or_path) in builtin_prompt_sets():
+        text = resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene_or_path}.toml").read_text()
+        where = f"built-in prompts for {scene_or_path}"
+    elif Path(scene_or_path).is_file():
+        text, where = Path(scene_or_path).read_text(), str(scene_or_path)
+    else:
+        raise ConfigError(f"no prompt set {scene_or_path!r}: give a TOML file or one of "
+                          f"{', '.join(builtin_prompt_sets())}")
+    try:
+        classes = tomllib.loads(text)["classes"]
+        prompts = [ClassPrompt(int(c["label"]), c["name"], c.get("short", c["name"]),
+                               c.get("descriptive", c.get("short", c["name"])), tuple(c.get("variants", ())))
+                   for c in classes]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: malformed prompt file ({e!r}); each [[classes]] needs label and name") from None
+    labels = [p.label for p in prompts]
+    if labels != list(range(1, len(prompts) + 1)):
+        raise ConfigError(f"{where}: class labels must be 1..C in order, got {labels}")
+    names = [p.name for p in prompts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: a class name appears twice")
+    return prompts
+
+
+def class_texts(prompts: list[ClassPrompt], mode: str) -> list[list[str]]:
+    """Per class, the texts to embed (several in "ensemble" mode, averaged later)."""
+    if mode not in PROMPT_MODES:
+        raise ConfigError(f"unknown prompt mode {mode!r}; valid: {', '.join(PROMPT_MODES)}")
+    return [p.texts(mode) for p in prompts]

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from hsiclip.config import ModelConfig, load_config
+from hsiclip.efficiency import count_parameters, describe_model, flops_per_sample
+from hsiclip.errors import ConfigError
+from hsiclip.models import MODELS, create_model
+
+
+def test_default_vision_encoder_matches_papers_174k():
+    model = create_model(ModelConfig(), 25, torch.randn(16, 1024))
+    n = count_parameters(model.visual)
+    assert abs(n - 174_000) / 174_000 <= 0.05, n
+
+
+def test_text_probe_matches_papers_65_6k_for_1024d_encoder():
+    model = create_model(ModelConfig(), 25, torch.randn(16, 1024))
+    assert count_parameters(model.text_probe) == 65_600
+    assert count_parameters(model, trainable=True) == count_parameters(model.visual) + 65_600 + 1
+
+
+def test_forward_shapes_masking_and_normalisation():
+    cfg = ModelConfig(mask_ratio=0.5)
+    model = create_model(cfg, 25, torch.randn(9, 384))
+    x = torch.randn(4, 15, 15, 25)
+    assert model.visual.tokens(x).shape == (4, 25, 64)
+    assert model.visual.mask(model.visual.tokens(x)).shape == (4, 12, 64)  # round(25 * 0.5) = 12 kept
+    model.train()
+    logits = model(x)
+    assert logits.shape == (4, 9)
+    model.eval()
+    z = model.encode_image(x)
+    assert torch.allclose(z.norm(dim=1), torch.ones(4))
+    assert torch.allclose(model(x), model(x))  # no masking at evaluation
+    scale = model.logit_scale.exp()
+    assert torch.allclose(model(x), scale * z @ model.encode_text().T, atol=1e-5)
+
+
+def test_vision_side_projection():
+    model = create_model(ModelConfig(projection="vision"), 25, torch.randn(16, 1024))
+    assert count_parameters(model.visual_proj) == 64 * 1024 + 1024
+    assert model(torch.randn(2, 15, 15, 25)).shape == (2, 16)
+
+
+def test_text_features_are_a_frozen_buffer():
+    model = create_model(ModelConfig(), 25, torch.randn(5, 384))
+    assert "text_features" in model.state_dict()
+    assert all(p.data_ptr() != model.text_features.data_ptr() for p in model.parameters())
+
+
+def test_unknown_model_name_lists_valid_ones():
+    with pytest.raises(ConfigError, match="hsiclip"):
+        create_model(ModelConfig(name="resnet"), 25, torch.randn(5, 384))
+    assert "hsiclip" in MODELS
+
+
+def test_flops_counted_by_torch():
+    model = create_model(ModelConfig(), 25, torch.randn(16, 384))
+    flops = flops_per_sample(model, torch.randn(15, 15, 25))
+    assert 5e6 < flops < 5e7  # about 0.01 GFLOPs for the paper's encoder
+
+
+def test_info_rows():
+    rows, note = describe_model(load_config(None, "indian_pines").replace(**{"text.encoder": "bge-large-en-v1.5"}))
+    d = {part: n for part, n, _ in rows}
+    assert d["text probe (1024 -> 64)"] == 65_600
+    assert d["frozen"] == 335_141_888
+    assert d["total"] == d["trainable"] + d["frozen"]
+    assert "0.07" in note  # the paper's "0.07% of the parameters are trained"

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from hsiclip.data.scenes import SCENES, get_scene
+from hsiclip.errors import ConfigError
+from hsiclip.text import encoders
+from hsiclip.text.encoders import ENCODERS, embed_class_prompts
+from hsiclip.text.prompts import builtin_prompt_sets, class_texts, load_prompt_set
+
+
+@pytest.mark.parametrize("scene", SCENES.names())
+def test_every_registered_scene_has_curated_prompts(scene):
+    prompts = load_prompt_set(scene)
+    assert [p.name for p in prompts] == list(get_scene(scene).class_names)
+    descriptive = [p.descriptive for p in prompts]
+    assert len(set(descriptive)) == len(descriptive)
+    # curated, not one template with the name swapped in: the texts differ beyond the class name
+    skeletons = {p.descriptive.replace(p.name, "").replace(p.name.lower(), "")[:40] for p in prompts}
+    assert len(skeletons) == len(prompts)
+    for p in prompts:
+        assert len(p.descriptive.split()) >= 20 and len(p.short.split()) < len(p.descriptive.split())
+        assert len(p.variants) >= 1
+    assert [len(t) for t in class_texts(prompts, "ensemble")] == [1 + len(p.variants) for p in prompts]
+    assert class_texts(prompts, "label") == [[p.name] for p in prompts]
+
+
+def test_prompt_sets_are_data_files():
+    assert set(SCENES.names()) <= set(builtin_prompt_sets())
+
+
+def test_user_prompt_file_errors(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_text('[[classes]]\nlabel = 2\nname = "A"\n')
+    with pytest.raises(ConfigError, match=r"1\.\.C"):
+        load_prompt_set(p)
+    p.write_text('[[classes]]\nlabel = 1\nname = "A"\n[[classes]]\nlabel = 2\nname = "A"\n')
+    with pytest.raises(ConfigError, match="twice"):
+        load_prompt_set(p)
+    with pytest.raises(ConfigError, match="no prompt set"):
+        load_prompt_set("atlantis")
+
+
+class FakeEncoder:
+    calls = 0
+
+    def __init__(self, name, device="cpu", allow_download=False):
+        FakeEncoder.calls += 1
+
+    def encode(self, texts):
+        return np.stack([np.eye(8, dtype=np.float32)[len(t) % 8] for t in texts])
+
+
+def test_embeddings_are_cached_per_encoder_and_prompt_text(tmp_path, monkeypatch):
+    monkeypatch.setattr(encoders, "TextEncoder", FakeEncoder)
+    texts = [["a", "bb"], ["ccc"]]
+    first = embed_class_prompts(texts, "minilm", tmp_path)
+    assert FakeEncoder.calls == 1
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(first[0], np.array([0, 1, 1, 0, 0, 0, 0, 0]) / np.sqrt(2), rtol=1e-6)  # mean
+    again = embed_class_prompts(texts, "minilm", tmp_path)
+    assert FakeEncoder.calls == 1  # served from the cache
+    np.testing.assert_array_equal(first, again)
+    embed_class_prompts([["a", "bb"], ["cccc"]], "minilm", tmp_path)
+    embed_class_prompts(texts, "bge-large-en-v1.5", tmp_path)
+    assert FakeEncoder.calls == 3  # other text or other encoder: embedded again
+    assert len(list((tmp_path / "text").glob("*.npy"))) == 3
+
+
+def test_embedded_default_encoder_works_offline(text_cache):
+    emb = embed_class_prompts([["corn field"], ["asphalt road"]], "minilm", text_cache)
+    assert emb.shape == (2, ENCODERS.get("minilm").dim)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    model = encoders.TextEncoder("minilm")
+    assert model.params == ENCODERS.get("minilm").params
+
+
+def test_unknown_encoder_fails_clearly():
+    with pytest.raises(ConfigError, match="not available locally"):
+        encoders.TextEncoder("no-such-org/no-such-model")
