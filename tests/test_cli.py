@@ -161,3 +161,31 @@ def test_not_found_names_the_places_searched(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["train", "--scene", "pavia_university", "--data-dir", str(tmp_path)], capsys)
     assert code == 1
     assert str(tmp_path) in err and "--download" in err and "HSICLIP_DATA_DIR" in err
+
+
+def test_pavia_university_code_path_on_a_synthetic_cube(tmp_path, capsys, monkeypatch, text_cache):
+    """The PaviaU cube is not available here: a synthetic one of the same shape (610 x 340 x 103) and class count."""
+    monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
+    rng = np.random.default_rng(0)
+    gt = np.zeros((610, 340), np.uint8)
+    for c in range(1, 10):  # 30 labelled pixels per class keep the test short; the cube is full size
+        rows, cols = rng.integers(0, 610, 30), rng.integers(0, 340, 30)
+        gt[rows, cols] = c
+    means = rng.integers(500, 6000, size=(10, 103))
+    cube = (means[gt] + rng.integers(0, 200, size=(610, 340, 103))).astype(np.uint16)
+    data = tmp_path / "data"
+    data.mkdir()
+    scipy.io.savemat(data / "PaviaU.mat", {"paviaU": cube})
+    scipy.io.savemat(data / "PaviaU_gt.mat", {"paviaU_gt": gt})
+    run = tmp_path / "pu"
+    args = ["--data-dir", str(data), "--no-verify", "--quiet"]
+    code, out, err = run_cli(["train", "--scene", "pavia_university", "--epochs", "2", "--no-map", "--out", str(run),
+                              *args], capsys)
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["name"], cfg["train"]["batch_size"], cfg["data"]["scene"]) == ("paper_pavia_university", 128,
+                                                                               "pavia_university")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["per_class"]) == 9 and metrics["n_train"] + metrics["n_test"] == int((gt > 0).sum())
+    code, out, err = run_cli(["evaluate", str(run), *args], capsys)
+    assert code == 0 and "identical" in out, err
