@@ -15,8 +15,10 @@ def test_every_registered_scene_has_curated_prompts(scene):
     descriptive = [p.descriptive for p in prompts]
     assert len(set(descriptive)) == len(descriptive)
     # curated, not one template with the name swapped in: the texts differ beyond the class name
-    skeletons = {p.descriptive.replace(p.name, "").replace(p.name.lower(), "")[:40] for p in prompts}
-    assert len(skeletons) == len(prompts)
+    words = [set(p.descriptive.lower().replace(p.name.lower(), "").split()) for p in prompts]
+    for i in range(len(words)):
+        for j in range(i):
+            assert len(words[i] & words[j]) / len(words[i] | words[j]) < 0.6, (prompts[i].name, prompts[j].name)
     for p in prompts:
         assert len(p.descriptive.split()) >= 20 and len(p.short.split()) < len(p.descriptive.split())
         assert len(p.variants) >= 1
