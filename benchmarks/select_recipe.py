@@ -50,15 +50,17 @@ def main() -> None:
     lines = [
         "# Recipe selection on a validation split (Indian Pines)",
         "",
-        f"Command: `python benchmarks/select_recipe.py --seeds {' '.join(map(str, args.seeds))}"
+        "Command: `python benchmarks/select_recipe.py --data-dir ../shared/data --seeds "
+        + " ".join(map(str, args.seeds))
         + (f" --epochs {args.epochs}" if args.epochs else "") + "`",
         "",
         f"Paper recipe otherwise ({base.train.epochs} epochs, batch {base.train.batch_size}, Adam {base.train.lr}, "
         f"hard+semi negatives, encoder {base.text.encoder}). Train on 80% of each seed's 10% training pixels, "
         "score on the other 20% (validation); test pixels unused. Mean ± std over seeds "
-        f"{', '.join(map(str, args.seeds))}; CPU, 2 cores.",
+        f"{', '.join(map(str, args.seeds))}; CPU, 2 cores. Training times are wall clock while other jobs may "
+        "share the two cores, so they are not a speed measurement (see results/paper_protocol.md for that).",
         "",
-        "| mask ratio | projection | val OA (%) | train time (s) |",
+        "| mask ratio | projection | val OA (%) | train time (s, wall; indicative only) |",
         "| --- | --- | --- | --- |",
     ]
     for cand, mean, std, sec in rows:

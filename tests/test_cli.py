@@ -49,7 +49,7 @@ def test_cli_train_evaluate_map_on_indian_pines(data_dir, tmp_path, capsys, monk
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_train"] == 1025 and metrics["n_test"] == 10249 - 1025
     assert 30 < metrics["oa"] <= 100 and len(metrics["per_class"]) == 16
-    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 1
     code, out, err = run_cli(["evaluate", str(run), "--data-dir", str(data_dir), "--quiet"], capsys)
     assert code == 0, err
     assert "identical" in out
@@ -60,7 +60,7 @@ def test_cli_train_evaluate_map_on_indian_pines(data_dir, tmp_path, capsys, monk
 
 
 def test_info_prints_parameter_counts(capsys):
-    code, out, _ = run_cli(["info", "--encoder", "bge-large-en-v1.5"], capsys)
+    code, out, _ = run_cli(["info", "--encoder", "bge-large-en-v1.5", "--projection", "text"], capsys)
     assert code == 0
     assert "65,600" in out and "335,141,888" in out
 

