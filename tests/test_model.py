@@ -68,3 +68,11 @@ def test_info_rows():
     assert d["frozen"] == 335_141_888
     assert d["total"] == d["trainable"] + d["frozen"]
     assert "0.07" in note  # the paper's "0.07% of the parameters are trained"
+
+
+def test_training_and_inference_attention_paths_agree():
+    model = create_model(ModelConfig(), 25, torch.randn(16, 384)).eval()
+    x = torch.randn(3, 15, 15, 25)
+    with torch.no_grad():
+        fast = model(x)  # the fused kernel
+    assert torch.allclose(model(x), fast, atol=1e-5)  # the plain-matmul path used while training

@@ -36,7 +36,7 @@ class ModelConfig:
     mlp_dim: int = 64  # hidden size of each block's MLP (paper: 64)
     embed_dim: int = 64  # size of the shared vision-text space
     mask_ratio: float = 0.0  # share of patch tokens dropped at random while training (masked ViT); 0 measured
-    #                          best on validation pixels (results/recipe_selection.md)
+    #                          best on validation pixels (results/recipe_selection_projection.md)
     dropout: float = 0.0  # dropout inside attention/MLP outputs
     projection: str = "vision"  # "vision": project vision embeddings into the frozen text space (measured best
     #                             on validation pixels); "text": a trainable linear probe on the frozen text
