@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--config", default="paper_indian_pines")
     ap.add_argument("--runs", type=Path, default=Path("runs/paper_protocol"))
     ap.add_argument("--out", type=Path, default=Path("results/paper_protocol.md"))
+    ap.add_argument("--readme", type=Path, default=Path("README.md"), help="updated between its markers")
     args = ap.parse_args()
     data = ["--data-dir", str(args.data_dir)] if args.data_dir else []
     rows = []
@@ -88,6 +89,14 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.readme.is_file():  # the README shows the summary table between markers, regenerated here
+        table = "\n".join(lines[lines.index("| metric | ours (measured) | paper (Table 1, bge-large-en-v1.5, A100) |"):
+                          lines.index("Per seed:") - 1])
+        text = args.readme.read_text()
+        start, end = "<!-- paper_protocol:start -->", "<!-- paper_protocol:end -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            args.readme.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def train(
                         allow_download=download, overwrite=overwrite, with_map=not no_map)
     print_metrics(metrics, list(data.class_names), f"{cfg.data.scene}, seed {seed}: test pixels")
     t = metrics["timing"]
-    console.print(f"train {t['train_s']:.1f} s, test inference {t['infer_s']:.2f} s -> {out}")
+    console.print(f"train {t['train_s']:.1f} s, test inference {t['infer_s']:.2f} s; run folder {out}"
+                  + ("" if no_map else f", map {out / 'map.png'}"))
 
 
 @app.command()
