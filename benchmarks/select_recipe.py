@@ -6,6 +6,7 @@ training pixels and is scored on the other 20%; the test pixels are never looked
 
     python benchmarks/select_recipe.py --data-dir ../shared/data --seeds 0 1 --grid projection
     python benchmarks/select_recipe.py --data-dir ../shared/data --seeds 0 1 --grid window
+    python benchmarks/select_recipe.py --data-dir ../shared/data --seeds 0 1 --grid init
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ GRIDS = {
     # the window (not stated; 15 in the DCTN toolbox) and PCA whitening, on top of the chosen projection/masking
     "window": [{"model.window": w, "data.pca_whiten": True} for w in (9, 15, 21)]
     + [{"model.window": 15, "data.pca_whiten": False}],
+    # weight initialisation of the ViT (the paper does not say)
+    "init": [{"model.init": i} for i in ("torch", "trunc_normal")],
 }
 
 

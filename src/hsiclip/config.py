@@ -38,6 +38,7 @@ class ModelConfig:
     mask_ratio: float = 0.0  # share of patch tokens dropped at random while training (masked ViT); 0 measured
     #                          best on validation pixels (results/recipe_selection_projection.md)
     dropout: float = 0.0  # dropout inside attention/MLP outputs
+    init: str = "torch"  # weight init: "torch" (PyTorch defaults) or "trunc_normal" (ViT/timm: N(0, 0.02) linears)
     projection: str = "vision"  # "vision": project vision embeddings into the frozen text space (measured best
     #                             on validation pixels); "text": a trainable linear probe on the frozen text
     #                             embeddings instead (the paper's 65.6K "projection head" reading)
@@ -125,6 +126,7 @@ def validate(cfg: RunConfig) -> None:
         (m.window % m.patch == 0, f"model.window {m.window} is not a multiple of model.patch {m.patch}"),
         (m.dim % m.heads == 0, f"model.dim {m.dim} is not divisible by model.heads {m.heads}"),
         (0.0 <= m.mask_ratio < 1.0, f"model.mask_ratio must be in [0, 1) (got {m.mask_ratio})"),
+        (m.init in ("torch", "trunc_normal"), f"model.init must be 'torch' or 'trunc_normal' (got {m.init!r})"),
         (m.projection in ("text", "vision"), f"model.projection must be 'text' or 'vision' (got {m.projection!r})"),
         (0.0 < d.train_fraction < 1.0, f"data.train_fraction must be in (0, 1) (got {d.train_fraction})"),
         (d.train_count is None or d.train_count > 0, "data.train_count must be positive"),

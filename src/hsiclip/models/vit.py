@@ -29,6 +29,8 @@ class MaskedViT(nn.Module):
         self.blocks = nn.Sequential(*(Block(cfg.dim, cfg.heads, cfg.mlp_dim, cfg.dropout) for _ in range(cfg.depth)))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, out_dim or cfg.embed_dim)
+        if cfg.init == "trunc_normal":
+            self.apply(_trunc_normal_init)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, w, w, C) window -> (B, N, dim) patch tokens with positions added."""
@@ -51,3 +53,11 @@ class MaskedViT(nn.Module):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = self.blocks(torch.cat([cls, x], dim=1))  # (B, 1 + N, D)
         return self.head(self.norm(x[:, 0]))
+
+
+def _trunc_normal_init(m: nn.Module) -> None:
+    """ViT-style init (timm): linear weights ~ truncated N(0, 0.02), zero biases."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
