@@ -78,8 +78,10 @@ def main() -> None:
     ]
     for cand, mean, std, sec in rows:
         lines.append("| " + " | ".join(map(str, cand.values())) + f" | {mean:.2f} ± {std:.2f} | {sec:.1f} |")
-    best = max(rows, key=lambda r: r[1])[0]
-    lines += ["", "Best on validation: " + ", ".join(f"{k} = {v}" for k, v in best.items()) + "."]
+    top = round(max(r[1] for r in rows), 2)
+    best = [r[0] for r in rows if round(r[1], 2) == top]  # equal at the printed precision count as a tie
+    lines += ["", ("Best on validation: " if len(best) == 1 else "Tied best on validation: ")
+              + "; ".join(", ".join(f"{k} = {v}" for k, v in b.items()) for b in best) + "."]
     out = args.out or Path(f"results/recipe_selection_{args.grid}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

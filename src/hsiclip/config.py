@@ -20,7 +20,8 @@ from .errors import ConfigError
 class DataConfig:
     scene: str = "indian_pines"  # registered scene name (see `hsiclip scenes`)
     pca_components: int = 25  # spectral PCA size (paper: 25)
-    pca_whiten: bool = True  # scale each component to unit variance, as the SSFTT/HybridSN/DCTN code does
+    pca_whiten: bool = True  # scale each component to unit variance, as the SSFTT/HybridSN code does (a tie with
+    #                          unwhitened on validation pixels: results/recipe_selection_window.md)
     train_fraction: float = 0.1  # per-class share of labelled pixels used for training (paper: 10%)
     train_count: int | None = None  # per-class number of training pixels; overrides train_fraction when set
 
