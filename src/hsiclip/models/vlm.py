@@ -26,11 +26,10 @@ class HSIClip(nn.Module):
         self.cfg = cfg
         text_dim = text_features.shape[1]
         self.register_buffer("text_features", F.normalize(text_features.float(), dim=-1))  # (C, T)
+        self.visual = MaskedViT(cfg, in_channels, cfg.embed_dim)
         if cfg.projection == "text":
-            self.visual = MaskedViT(cfg, in_channels, cfg.embed_dim)
             self.text_probe: nn.Module = nn.Linear(text_dim, cfg.embed_dim)
         else:
-            self.visual = MaskedViT(cfg, in_channels, cfg.embed_dim)
             self.text_probe = nn.Identity()
             self.visual_proj = nn.Linear(cfg.embed_dim, text_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
