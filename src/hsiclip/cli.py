@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, HsiclipError
+
+if TYPE_CHECKING:  # heavy modules are imported inside the commands, so `hsiclip --help` starts fast
+    from .data.scenes import Scene
+    from .run import Run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Vision-language hyperspectral image classification with curated text prompts.")
@@ -58,6 +62,15 @@ def load_scene_cli(name: str, data_dir: Path | None, download: bool, no_verify: 
 
     return load_scene(name, search_dirs(data_dir), download_dir=cache_dir() / "data", download=download,
                       verify=not no_verify, progress=not quiet)
+
+
+def load_run_and_scene(run: Path, device: str, data_dir: Path | None, download: bool, no_verify: bool,
+                       quiet: bool) -> tuple[Run, Scene]:
+    """A run folder's model and the scene it was trained on."""
+    from .run import load_run
+
+    r = load_run(run, device)
+    return r, load_scene_cli(r.cfg.data.scene, data_dir, download, no_verify, quiet)
 
 
 def print_metrics(metrics: dict[str, Any], class_names: list[str], title: str) -> None:
@@ -131,11 +144,10 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Reload a run and recompute its test metrics; fail if they differ from the stored ones."""
-    from .run import METRIC_KEYS, evaluate_run, load_run
+    from .run import METRIC_KEYS, evaluate_run
 
     dev = resolve_device(device)
-    r = load_run(run, dev)
-    data = load_scene_cli(r.cfg.data.scene, data_dir, download, no_verify, quiet)
+    r, data = load_run_and_scene(run, dev, data_dir, download, no_verify, quiet)
     metrics = evaluate_run(r, data, dev, progress=not quiet)
     print_metrics(metrics, list(r.class_names), f"{run}: test pixels")
     stored_path = run / "metrics.json"
@@ -159,11 +171,10 @@ def map_(
     quiet: Quiet = False,
 ) -> None:
     """Classify every pixel of the run's scene and write the map beside the ground truth as a PNG."""
-    from .run import load_run, write_map
+    from .run import write_map
 
     dev = resolve_device(device)
-    r = load_run(run, dev)
-    data = load_scene_cli(r.cfg.data.scene, data_dir, download, no_verify, quiet)
+    r, data = load_run_and_scene(run, dev, data_dir, download, no_verify, quiet)
     path = write_map(r, data, out or run / "map.png", dev, progress=not quiet)
     console.print(f"wrote {path}")
 
