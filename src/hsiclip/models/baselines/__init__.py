@@ -1,0 +1,50 @@
+"""Comparison systems of the paper (Table 1 and Table 8), each with the settings its own paper or code fixes.
+
+Every baseline is a module on (B, w, w, bands) windows, like ours, returning (B, num_classes) logits, and a
+`BaselineSpec` that records its window, PCA size and training settings with where they come from. Each baseline
+uses the input it was designed for, not ours. Work in progress for issue 3: the `compare` command comes next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ...registry import Registry
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A comparison system and the settings its paper or official code fixes (`source` says which)."""
+
+    name: str  # registry name
+    build: Callable[[int, int, int], nn.Module]  # (bands, num_classes, window) -> module on (B, w, w, bands)
+    citation: str  # the paper
+    source: str  # where the settings below were read
+    window: int  # spatial window
+    pca_components: dict[str, int] = field(default_factory=dict)  # per scene name; key "default" for the rest
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam
+    keras_decay: float = 0.0  # Keras' per-step decay: lr_t = lr / (1 + decay * step)
+
+    def pca_for(self, scene: str) -> int:
+        return self.pca_components.get(scene, self.pca_components["default"])
+
+
+BASELINES: Registry[BaselineSpec] = Registry("baseline")
+
+
+def register_baseline(spec: BaselineSpec) -> BaselineSpec:
+    return BASELINES.register(spec.name, spec)
+
+
+def get_baseline(name: str) -> BaselineSpec:
+    return BASELINES.get(name)
+
+
+from . import hybridsn  # noqa: E402  (registers itself)
+
+__all__ = ["BASELINES", "BaselineSpec", "get_baseline", "hybridsn", "register_baseline"]
