@@ -1,0 +1,51 @@
+"""Baselines trained on the same split and scored with the same metrics as ours (issue 3, in progress).
+
+`train_baseline` is the cross-entropy path for a registered `BaselineSpec`: the seed's split (identical to the one
+`hsiclip train --seed S` uses), the baseline's own PCA size and window, its own epochs, batch and learning rate.
+The `hsiclip compare` command and its tables are built on it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .data.preprocess import SpectralPCA
+from .data.scenes import Scene
+from .data.splits import Split, random_split
+from .data.windows import WindowSampler
+from .efficiency import count_parameters, flops_per_sample
+from .engine import predict, train_model
+from .metrics import classification_metrics
+from .models.baselines import get_baseline
+
+
+def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 0.1, split: Split | None = None,
+                   epochs: int | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Train baseline `name` on `scene` and return test metrics, parameters, FLOPs per sample and timings.
+
+    `epochs` overrides the paper's count (for reduced-epoch tables, which must say so).
+    """
+    spec = get_baseline(name)
+    torch.manual_seed(seed)
+    split = split or random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
+    k = spec.pca_for(scene.name)
+    pca = SpectralPCA.fit(scene.cube.reshape(-1, scene.cube.shape[-1]), k, whiten=True, seed=seed)
+    sampler = WindowSampler(pca.transform(scene.cube), spec.window, device)
+    labels = scene.labels.reshape(-1).astype(np.int64) - 1
+    model = spec.build(k, len(scene.class_names), spec.window).to(device)
+    cfg = TrainConfig(epochs=epochs or spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
+    result = train_model(model, sampler, split.train, labels[split.train], cfg, F.cross_entropy, progress=progress)
+    t0 = time.perf_counter()
+    pred, _ = predict(model, sampler, split.test, cfg.eval_batch_size, progress=progress, desc="test")
+    infer_s = time.perf_counter() - t0
+    metrics = classification_metrics(labels[split.test], pred, len(scene.class_names))
+    metrics.update(model=name, seed=seed, epochs=cfg.epochs, trainable_params=count_parameters(model, trainable=True),
+                   flops=flops_per_sample(model, torch.zeros(spec.window, spec.window, k, device=device)),
+                   train_s=result.seconds, infer_s=infer_s)
+    return metrics
