@@ -64,3 +64,14 @@ def test_baselines_train_on_the_same_split_as_ours(name):
     assert sum(sum(row) for row in m["confusion"]) == len(split.test)  # scored on exactly our test pixels
     assert m["oa"] > 60, m["oa"]  # three separable spectra: well above chance (33%)
     assert m["trainable_params"] > 0 and m["flops"] > 0 and m["train_s"] > 0
+
+
+@pytest.mark.parametrize("name", ["svm", "rf"])
+def test_classical_rows(name):
+    from conftest import make_tiny_scene
+
+    from hsiclip.compare import train_classical
+
+    m = train_classical(name, make_tiny_scene(bands=32), seed=0, fraction=0.2)
+    assert m["oa"] > 80, m["oa"]  # per-pixel spectra of three well-separated classes
+    assert m["model"] == name and len(m["per_class"]) == 3
