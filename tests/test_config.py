@@ -48,3 +48,9 @@ def test_bad_values_fail_clearly(bad, match):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="neither a file nor a built-in"):
         load_config("no_such_recipe")
+
+
+def test_mcls_clip_recipe_differs_only_in_loss_and_prompts():
+    paper, mcls = load_config("paper_indian_pines"), load_config("mcls_clip_indian_pines")
+    assert (mcls.loss.negatives, mcls.text.prompts) == ("all", "ensemble")
+    assert mcls.model == paper.model and mcls.train == paper.train and mcls.data == paper.data
