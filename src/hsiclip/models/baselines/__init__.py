@@ -45,6 +45,6 @@ def get_baseline(name: str) -> BaselineSpec:
     return BASELINES.get(name)
 
 
-from . import hybridsn, ssftt, vision_only  # noqa: E402  (each registers itself)
+from . import hybridsn, ssftt, vision_only, vit  # noqa: E402  (each registers itself)
 
-__all__ = ["BASELINES", "BaselineSpec", "get_baseline", "hybridsn", "register_baseline", "ssftt", "vision_only"]
+__all__ = ["BASELINES", "BaselineSpec", "get_baseline", "hybridsn", "register_baseline", "ssftt", "vision_only", "vit"]
