@@ -11,7 +11,6 @@ import time
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -60,9 +59,8 @@ def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 
     torch.manual_seed(seed)
     split = split or random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
     k = spec.pca_for(scene.name)
-    pca = SpectralPCA.fit(scene.cube.reshape(-1, scene.cube.shape[-1]), k, whiten=True, seed=seed)
-    sampler = WindowSampler(pca.transform(scene.cube), spec.window, device)
-    labels = scene.labels.reshape(-1).astype(np.int64) - 1
+    sampler = WindowSampler(SpectralPCA.fit_cube(scene.cube, k, seed=seed).transform(scene.cube), spec.window, device)
+    labels = scene.targets
     model = spec.build(k, len(scene.class_names), spec.window).to(device)
     cfg = TrainConfig(epochs=epochs or spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
     result = train_model(model, sampler, split.train, labels[split.train], cfg, F.cross_entropy, progress=progress)
@@ -81,10 +79,9 @@ def train_classical(name: str, scene: Scene, seed: int = 0, *, fraction: float =
     """An RBF SVM ("svm") or a random forest ("rf") on whitened PCA pixel spectra, scored like the others."""
     factory = CLASSICAL.get(name)
     split = split or random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
-    pixels = scene.cube.reshape(-1, scene.cube.shape[-1])
-    k = min(CLASSICAL_PCA, pixels.shape[1])
-    features = SpectralPCA.fit(pixels, k, whiten=True, seed=seed).transform(scene.cube).reshape(-1, k)
-    labels = scene.labels.reshape(-1).astype(np.int64) - 1
+    k = min(CLASSICAL_PCA, scene.cube.shape[-1])
+    features = SpectralPCA.fit_cube(scene.cube, k, seed=seed).transform(scene.cube).reshape(-1, k)
+    labels = scene.targets
     model = factory(seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # classes with 2 training pixels (IP's Oats) are fewer than the 3 CV folds

@@ -73,10 +73,9 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     feats = text_features(cfg, scene.class_names, prompt_file, cache_dir, allow_download)
 
     # paper protocol: PCA fitted on every pixel of the scene (labelled or not), as the DCTN code does
-    pca = SpectralPCA.fit(scene.cube.reshape(-1, scene.cube.shape[-1]), cfg.data.pca_components,
-                          whiten=cfg.data.pca_whiten, seed=cfg.train.seed)
+    pca = SpectralPCA.fit_cube(scene.cube, cfg.data.pca_components, whiten=cfg.data.pca_whiten, seed=cfg.train.seed)
     sampler = WindowSampler(pca.transform(scene.cube), cfg.model.window, device)
-    labels = scene.labels.reshape(-1).astype(np.int64) - 1  # classes 0..C-1 at labelled pixels
+    labels = scene.targets
 
     model = create_model(cfg.model, cfg.data.pca_components, feats).to(device)
     result = train_model(model, sampler, split.train, labels[split.train], cfg.train,
@@ -140,7 +139,7 @@ def evaluate_run(run: Run, scene: Scene, device: str = "cpu", progress: bool = T
     if tuple(scene.class_names) != run.class_names:
         raise DataError(f"scene {scene.name} has classes {scene.class_names}, the run was trained on "
                         f"{run.class_names}")
-    labels = scene.labels.reshape(-1).astype(np.int64) - 1
+    labels = scene.targets
     pred, _ = predict(run.model, sampler_for(run, scene.cube, device), run.split.test,
                       run.cfg.train.eval_batch_size, progress=progress, desc="test")
     return classification_metrics(labels[run.split.test], pred, len(run.class_names))

@@ -30,6 +30,11 @@ class SpectralPCA:
         scale = np.where(scale > 0, scale, 1.0)
         return cls(pca.mean_.astype(np.float32), pca.components_.astype(np.float32), scale.astype(np.float32))
 
+    @classmethod
+    def fit_cube(cls, cube: np.ndarray, n_components: int, whiten: bool = True, seed: int = 0) -> SpectralPCA:
+        """Fit on every pixel of an (H, W, B) cube (the paper protocol)."""
+        return cls.fit(cube.reshape(-1, cube.shape[-1]), n_components, whiten=whiten, seed=seed)
+
     @property
     def bands(self) -> int:
         return self.mean.shape[0]

@@ -155,6 +155,11 @@ class Scene:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def targets(self) -> np.ndarray:
+        """(H * W,) int64 class index 0..C-1 at labelled pixels, -1 elsewhere (indexed by flat pixel)."""
+        return self.labels.reshape(-1).astype(np.int64) - 1
+
 
 def load_arrays(cube_path: Path | str, gt_path: Path | str, cube_key: str, gt_key: str,
                 class_names: Sequence[str], name: str = "custom") -> Scene:
