@@ -11,7 +11,7 @@ from hsiclip.models.baselines import BASELINES, get_baseline
 @pytest.mark.parametrize("name", BASELINES.names())
 def test_forward_backward_on_its_own_input(name):
     spec = get_baseline(name)
-    bands = spec.pca_for("indian_pines")
+    bands = spec.input_bands("indian_pines", 200)
     model = spec.build(bands, 16, spec.window)
     x = torch.randn(2, spec.window, spec.window, bands, requires_grad=True)
     out = model(x)
@@ -80,9 +80,9 @@ def test_classical_rows(name):
 def test_vit_matches_the_dctn_toolbox_layer_sizes():
     spec = get_baseline("vit")
     settings = (spec.window, spec.pca_for("indian_pines"), spec.batch_size, spec.epochs, spec.lr)
-    assert settings == (15, 200, 100, 200, 3e-4)
-    assert spec.pca_for("pavia_university") == 103  # every band, as the toolbox (no PCA reduction)
-    model = spec.build(spec.pca_for("indian_pines"), 16, spec.window)
+    assert settings == (15, 0, 100, 200, 3e-4)  # no PCA: every band, as the toolbox
+    assert spec.input_bands("pavia_university", 103) == 103
+    model = spec.build(spec.input_bands("indian_pines", 200), 16, spec.window)
     # Neither the paper nor the code states a count; the toolbox's ViT on Indian Pines, summed by hand:
     # patch embedding 1800x128 + 128 = 230,528; class token 128; position 26x128 = 3,328;
     # 12 layers of 201,216: LayerNorms 2x256, q/k/v 3x128x128 = 49,152, sequence projections 2x26x64 = 3,328,

@@ -11,6 +11,7 @@ import time
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,6 +50,14 @@ CLASSICAL.register("svm", _svm)
 CLASSICAL.register("rf", _random_forest)
 
 
+def baseline_input(cube: np.ndarray, pca_components: int, seed: int = 0) -> np.ndarray:
+    """A baseline's input cube: `pca_components` whitened PCA components, or (0) every band min-max scaled."""
+    if pca_components:
+        return SpectralPCA.fit_cube(cube, pca_components, seed=seed).transform(cube)
+    lo, hi = float(cube.min()), float(cube.max())
+    return ((cube.astype(np.float32) - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+
+
 def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 0.1, split: Split | None = None,
                    epochs: int | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     """Train baseline `name` on `scene` and return test metrics, parameters, FLOPs per sample and timings.
@@ -58,12 +67,17 @@ def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 
     spec = get_baseline(name)
     torch.manual_seed(seed)
     split = split or random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
-    k = spec.pca_for(scene.name)
-    sampler = WindowSampler(SpectralPCA.fit_cube(scene.cube, k, seed=seed).transform(scene.cube), spec.window, device)
+    cube = baseline_input(scene.cube, spec.pca_for(scene.name), seed)
+    k = cube.shape[-1]
+    sampler = WindowSampler(cube, spec.window, device)
     labels = scene.targets
     model = spec.build(k, len(scene.class_names), spec.window).to(device)
     cfg = TrainConfig(epochs=epochs or spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=seed)
-    result = train_model(model, sampler, split.train, labels[split.train], cfg, F.cross_entropy, progress=progress)
+    if spec.fit is not None:
+        result = spec.fit(model, sampler, split.train, labels[split.train], cfg, progress=progress)
+    else:
+        result = train_model(model, sampler, split.train, labels[split.train], cfg, F.cross_entropy,
+                             progress=progress)
     t0 = time.perf_counter()
     pred, _ = predict(model, sampler, split.test, cfg.eval_batch_size, progress=progress, desc="test")
     infer_s = time.perf_counter() - t0

@@ -2,13 +2,17 @@
 
 Every baseline is a module on (B, w, w, bands) windows, like ours, returning (B, num_classes) logits, and a
 `BaselineSpec` that records its window, PCA size and training settings with where they come from. Each baseline
-uses the input it was designed for, not ours. Work in progress for issue 3: the `compare` command comes next.
+uses the input it was designed for, not ours: `pca_components` 0 means every band, min-max scaled over the cube
+(the DeepHyperX toolbox's input), otherwise that many whitened PCA components. A baseline that is not trained by
+back-propagating cross-entropy (Forward-Forward) brings its own `fit`, with the signature of `engine.train_model`
+minus the loss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -28,10 +32,15 @@ class BaselineSpec:
     epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-3  # Adam
-    keras_decay: float = 0.0  # Keras' per-step decay: lr_t = lr / (1 + decay * step)
+    fit: Callable[..., Any] | None = None  # (model, sampler, index, target, cfg, progress) -> TrainResult
 
     def pca_for(self, scene: str) -> int:
+        """PCA components on `scene`; 0 = no PCA (every band, min-max scaled)."""
         return self.pca_components.get(scene, self.pca_components["default"])
+
+    def input_bands(self, scene: str, bands: int) -> int:
+        """Channels the model sees on `scene`, whose cube has `bands` bands."""
+        return self.pca_for(scene) or bands
 
 
 BASELINES: Registry[BaselineSpec] = Registry("baseline")

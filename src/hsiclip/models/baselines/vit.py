@@ -15,9 +15,7 @@ Classification", IEEE TGRS 62, 2024 (their DeepHyperX fork, AllFever/DeepHyperX-
   keys and values projected along the sequence by learned (n, k) matrices (uniform in +-1/sqrt(k)) shared by all
   heads, scaling by 1/sqrt(16), and an output map with bias; the feed-forward is 128 -> 512 -> 128 with GELU;
   dropout 0 throughout (the toolbox passes none).
-- datasets.py: no PCA; every band, min-max scaled over the whole cube. Our `compare` always fits a whitened PCA, so
-  the spec keeps as many components as each registered scene has bands (a lossless rotation of the spectrum, not
-  the authors' scaling). Unregistered scenes fall back to 30 components, our choice, not the toolbox's.
+- datasets.py: no PCA; every band, min-max scaled over the whole cube (`pca_components` 0 here, the same input).
 - train.txt: the authors' command runs `--model vit ... --patch_size 15 --epoch 200`, so 200 epochs here.
 
 Not carried over: the toolbox's ReduceLROnPlateau (factor 0.1, patience epochs // 4) and its hold-out of 5% of the
@@ -33,7 +31,6 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ...data.scenes import SCENES
 from ..layers import FeedForward
 from . import BaselineSpec, register_baseline
 
@@ -108,7 +105,7 @@ register_baseline(BaselineSpec(
     source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (models.py get_model('vit'), vit_pytorch/efficient.py, "
            "datasets.py, train.txt) with lucidrains/linformer (linformer/linformer.py)",
     window=15,
-    pca_components={**{name: SCENES.get(name).shape[2] for name in SCENES.names()}, "default": 30},  # all bands
+    pca_components={"default": 0},  # every band, min-max scaled
     epochs=200,
     batch_size=100,
     lr=3e-4,
