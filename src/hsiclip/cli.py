@@ -1,9 +1,10 @@
-"""Command line: `hsiclip train | evaluate | map | info | scenes`; the only module that reads argv or env."""
+"""Command line: `hsiclip train | evaluate | map | compare | info | scenes`; the only module that reads argv or env."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,7 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Vision-language hyperspectral image classification with curated text prompts.")
 console = Console()
 err_console = Console(stderr=True)
-STATE = {"debug": False}
+STATE: dict[str, Any] = {"debug": False, "argv": []}
 
 DataDir = Annotated[Path | None, typer.Option(help="Folder with the scene's .mat files [env: HSICLIP_DATA_DIR].")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
@@ -179,6 +180,71 @@ def map_(
     console.print(f"wrote {path}")
 
 
+def _parse_epochs(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"--epochs expects NAME=N with N a positive integer, got {item!r}")
+        out[name] = int(value)
+    return out
+
+
+@app.command()
+def compare(
+    scene: Annotated[str, typer.Option(help="Registered scene.")] = "indian_pines",
+    models: Annotated[str, typer.Option(help="Comma-separated systems, or 'all' (see `--list`).")] = "all",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each seed is one split shared by all.")] = "0",
+    protocol: Annotated[str, typer.Option(help="How labelled pixels are split: paper (random share).")] = "paper",
+    fraction: Annotated[float, typer.Option(help="Share of labelled pixels per class used for training.")] = 0.1,
+    epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run system NAME for N epochs (repeatable).")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Cap every system's epochs (stated in the table).")] = None,
+    work_dir: Annotated[Path, typer.Option(help="Per-(system, seed) records and weights; resumable.")] = Path(
+        "runs/compare"),
+    out: Annotated[Path, typer.Option(help="Folder for compare_<scene>.md/.csv/.png.")] = Path("results"),
+    note: Annotated[list[str] | None, typer.Option(help="A line added to the table's notes (repeatable).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the systems and exit.")] = False,
+    data_dir: DataDir = None,
+    device: Device = "cpu",
+    download: Download = False,
+    no_verify: NoVerify = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train every system on the same splits; write the comparison table, CSV and OA-vs-FLOPs figure."""
+    from .compare import ALL_SYSTEMS, SYSTEMS, machine, resolve_epochs, run_comparison
+    from .report import write_report
+
+    if list_:
+        table = Table(title="comparison systems (`--models all` runs them in this order)")
+        for col in ("name", "row", "kind", f"epochs on {scene}"):
+            table.add_column(col)
+        for name in ALL_SYSTEMS:
+            s = SYSTEMS.get(name)
+            try:
+                e = resolve_epochs(name, scene)
+            except ConfigError:
+                e = "not available"
+            table.add_row(name, s.label, s.kind, "-" if e is None else str(e))
+        console.print(table)
+        return
+    names = list(ALL_SYSTEMS) if models == "all" else [m.strip() for m in models.split(",") if m.strip()]
+    for name in names:
+        SYSTEMS.get(name)
+    try:
+        seed_list = [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    dev = resolve_device(device)
+    data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
+    records = run_comparison(data, names, seed_list, protocol=protocol, fraction=fraction,
+                             epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
+                             device=dev, cache_dir=cache_dir(), progress=not quiet,
+                             log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"))
+    command = "hsiclip " + shlex.join(STATE["argv"])
+    paths = write_report(records, out, command=command, machine=machine(), notes=note or [])
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
 @app.command()
 def info(
     config: Annotated[str | None, typer.Option(help="Config file or built-in recipe name.")] = None,
@@ -223,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code. Errors print one line unless --debug is given."""
     args = sys.argv[1:] if argv is None else argv
     STATE["debug"] = "--debug" in args
+    STATE["argv"] = list(args)
     try:
         app(args=args, prog_name="hsiclip", standalone_mode=False)
     except click.exceptions.Exit as e:

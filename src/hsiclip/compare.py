@@ -1,27 +1,41 @@
-"""Baselines trained on the same split and scored with the same metrics as ours (issue 3, in progress).
+"""Every comparison system on the same split, preprocessing budget and metrics, resumable per (model, seed).
 
-`train_baseline` is the cross-entropy path for a registered `BaselineSpec`: the seed's split (identical to the one
-`hsiclip train --seed S` uses), the baseline's own PCA size and window, its own epochs, batch and learning rate.
-The `hsiclip compare` command and its tables are built on it.
+`run_comparison` trains each (system, seed) pair once: the result is a JSON record (metrics, trainable parameters,
+FLOPs per sample, training and test-inference seconds) under the work folder, and a pair whose record exists is
+skipped, so an interrupted comparison resumes where it stopped. `report.py` turns the records into the tables and
+the trade-off figure. Three kinds of system:
+
+- "vlm": our vision-language model (the paper recipe) and M-CLS CLIP, trained by `run.train_run` (a run folder);
+- "baseline": a registered `BaselineSpec`, trained with cross-entropy (or its own `fit`) on its own input;
+- "classical": an RBF SVM or a random forest on whitened PCA pixel spectra (scikit-learn).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from . import __version__
+from .config import RunConfig, TrainConfig, load_config
 from .data.preprocess import SpectralPCA
 from .data.scenes import Scene
 from .data.splits import Split, random_split
 from .data.windows import WindowSampler
 from .efficiency import count_parameters, flops_per_sample
 from .engine import predict, train_model
+from .errors import ConfigError
 from .metrics import classification_metrics
 from .models.baselines import get_baseline
 from .registry import Registry
@@ -50,6 +64,60 @@ CLASSICAL.register("svm", _svm)
 CLASSICAL.register("rf", _random_forest)
 
 
+@dataclass(frozen=True)
+class System:
+    """One row of the comparison."""
+
+    name: str  # registry name (and the key into paper_results.toml)
+    label: str  # as the paper's tables name it
+    kind: str  # "vlm", "baseline" or "classical"
+
+
+SYSTEMS: Registry[System] = Registry("comparison system")
+_TABLE = [  # the paper's Table 1 order, then Tables 7 and 8, then the classical rows
+    ("cnn2d", "2D-CNN", "baseline"), ("cnn3d", "3D-CNN", "baseline"), ("hybridsn", "HybridSN", "baseline"),
+    ("vit", "ViT", "baseline"), ("ssftt", "SSFTT", "baseline"), ("morphformer", "morphFormer", "baseline"),
+    ("hit", "HiT", "baseline"), ("sstmnet", "SS-TMNet", "baseline"), ("dctn", "DCTN", "baseline"),
+    ("mcls_clip", "M-CLS CLIP", "vlm"), ("ours", "ours (paper recipe)", "vlm"),
+    ("vision_only", "vision-only", "baseline"), ("gaf_nau", "GAF-NAU", "baseline"),
+    ("forward_forward", "Forward-Forward", "baseline"), ("svm", "RBF SVM", "classical"),
+    ("rf", "random forest", "classical"),
+]
+for _name, _label, _kind in _TABLE:
+    SYSTEMS.register(_name, System(_name, _label, _kind))
+ALL_SYSTEMS = tuple(name for name, _, _ in _TABLE)  # `hsiclip compare --models all`, in table order
+
+
+def vlm_config(name: str, scene: str) -> RunConfig:
+    """The recipe of a vision-language row: the paper recipe for `scene`, or M-CLS CLIP (full softmax, prompt
+    ensemble) on top of it."""
+    cfg = load_config(None, scene)
+    if name == "mcls_clip":
+        cfg = cfg.replace(**{"name": f"mcls_clip_{scene}", "loss.negatives": "all", "text.prompts": "ensemble"})
+    return cfg
+
+
+def default_epochs(name: str, scene: str) -> int | None:
+    """Epochs the system's paper or code uses (None for the classical rows)."""
+    system = SYSTEMS.get(name)
+    if system.kind == "vlm":
+        return vlm_config(name, scene).train.epochs
+    if system.kind == "baseline":
+        return get_baseline(name).epochs
+    return None
+
+
+# Protocols: how the labelled pixels are split for a seed. The paper's: a random share per class.
+PROTOCOLS: Registry[Callable[..., Split]] = Registry("protocol")
+
+
+def _paper_protocol(scene: Scene, seed: int, fraction: float) -> Split:
+    return random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
+
+
+PROTOCOLS.register("paper", _paper_protocol)
+
+
 def baseline_input(cube: np.ndarray, pca_components: int, seed: int = 0) -> np.ndarray:
     """A baseline's input cube: `pca_components` whitened PCA components, or (0) every band min-max scaled."""
     if pca_components:
@@ -59,10 +127,12 @@ def baseline_input(cube: np.ndarray, pca_components: int, seed: int = 0) -> np.n
 
 
 def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 0.1, split: Split | None = None,
-                   epochs: int | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+                   epochs: int | None = None, device: str = "cpu", progress: bool = True,
+                   save_to: Path | None = None) -> dict[str, Any]:
     """Train baseline `name` on `scene` and return test metrics, parameters, FLOPs per sample and timings.
 
-    `epochs` overrides the paper's count (for reduced-epoch tables, which must say so).
+    `epochs` overrides the paper's count (for reduced-epoch tables, which must say so). `save_to` (a .pt path)
+    keeps the weights and the test predictions.
     """
     spec = get_baseline(name)
     torch.manual_seed(seed)
@@ -82,6 +152,8 @@ def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 
     pred, _ = predict(model, sampler, split.test, cfg.eval_batch_size, progress=progress, desc="test")
     infer_s = time.perf_counter() - t0
     metrics = classification_metrics(labels[split.test], pred, len(scene.class_names))
+    if save_to is not None:
+        torch.save({"model": model.state_dict(), "test": split.test, "pred": pred}, save_to)
     metrics.update(model=name, seed=seed, epochs=cfg.epochs, trainable_params=count_parameters(model, trainable=True),
                    flops=flops_per_sample(model, torch.zeros(spec.window, spec.window, k, device=device)),
                    train_s=result.seconds, infer_s=infer_s)
@@ -109,3 +181,99 @@ def train_classical(name: str, scene: Scene, seed: int = 0, *, fraction: float =
     metrics.update(model=name, seed=seed, epochs=None, trainable_params=None, flops=None, train_s=train_s,
                    infer_s=infer_s)
     return metrics
+
+
+def _train_vlm(name: str, scene: Scene, seed: int, split: Split, epochs: int, device: str, run_dir: Path,
+               cache_dir: Path | None, progress: bool) -> dict[str, Any]:
+    from .run import load_run, train_run
+
+    cfg = vlm_config(name, scene.name).replace(**{"train.seed": seed, "train.epochs": epochs})
+    metrics = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, progress=progress,
+                        overwrite=True)
+    model = load_run(run_dir, device).model
+    window = torch.zeros(cfg.model.window, cfg.model.window, cfg.data.pca_components, device=device)
+    metrics.update(trainable_params=count_parameters(model, trainable=True), flops=flops_per_sample(model, window),
+                   train_s=metrics["timing"]["train_s"], infer_s=metrics["timing"]["infer_s"])
+    return metrics
+
+
+def resolve_epochs(name: str, scene: str, epochs: dict[str, int] | None = None,
+                   max_epochs: int | None = None) -> int | None:
+    """Epochs a system runs for: an explicit override, else its paper's, capped at `max_epochs`."""
+    e = (epochs or {}).get(name) or default_epochs(name, scene)
+    return e if e is None or max_epochs is None else min(e, max_epochs)
+
+
+def record_path(work_dir: Path, scene: str, protocol: str, fraction: float, name: str, seed: int,
+                epochs: int | None) -> Path:
+    """Where the record of one (system, seed) pair lives; any change of protocol, share or epochs is a new pair."""
+    tag = protocol if fraction == 0.1 else f"{protocol}-{fraction:g}"
+    return Path(work_dir) / scene / tag / name / (f"seed{seed}" + ("" if epochs is None else f"-ep{epochs}"))
+
+
+def machine() -> str:
+    """CPU model, core count and torch threads (the table's timings depend on all three)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+
+
+def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",
+                   fraction: float = 0.1, epochs: dict[str, int] | None = None, max_epochs: int | None = None,
+                   work_dir: Path = Path("runs/compare"), device: str = "cpu", cache_dir: Path | None = None,
+                   progress: bool = True, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train every (system, seed) pair that has no record yet; return all their records.
+
+    All systems see the same split for a given seed. Records are written atomically, so a comparison killed at
+    any point resumes with the pairs it had finished.
+    """
+    split_for = PROTOCOLS.get(protocol)
+    for name in names:  # fail on any unknown name before training anything
+        if SYSTEMS.get(name).kind == "baseline":
+            get_baseline(name)
+    unknown = set(epochs or {}) - set(names)
+    if unknown:
+        raise ConfigError(f"epochs given for {sorted(unknown)}, which are not compared here")
+    splits: dict[int, Split] = {}
+    records = []
+    pairs = [(n, s) for n in names for s in seeds]
+    for name, seed in tqdm(pairs, desc="compare", unit="run", disable=not progress):
+        system = SYSTEMS.get(name)
+        n_epochs = resolve_epochs(name, scene.name, epochs, max_epochs)
+        stem = record_path(work_dir, scene.name, protocol, fraction, name, seed, n_epochs)
+        path = stem.with_suffix(".json")
+        if path.is_file():
+            records.append(json.loads(path.read_text()))
+            continue
+        if seed not in splits:
+            splits[seed] = split_for(scene, seed, fraction)
+        split = splits[seed]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log(f"{system.label}, seed {seed}: {n_epochs or '-'} epochs")
+        if system.kind == "vlm":
+            assert n_epochs is not None
+            m = _train_vlm(name, scene, seed, split, n_epochs, device, stem, cache_dir, progress)
+        elif system.kind == "baseline":
+            m = train_baseline(name, scene, seed, split=split, epochs=n_epochs, device=device, progress=progress,
+                               save_to=stem.with_suffix(".pt"))
+        else:
+            m = train_classical(name, scene, seed, split=split)
+        record = {
+            "model": name, "label": system.label, "kind": system.kind, "scene": scene.name, "protocol": protocol,
+            "fraction": fraction, "seed": seed, "epochs": n_epochs, "paper_epochs": default_epochs(name, scene.name),
+            **{k: m[k] for k in ("oa", "aa", "kappa", "per_class", "confusion", "trainable_params", "flops",
+                                 "train_s", "infer_s")},
+            "class_names": list(scene.class_names), "n_train": len(split.train), "n_test": len(split.test),
+            "device": device, "machine": machine(), "hsiclip": __version__, "torch": torch.__version__,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.rename(path)
+        log(f"{system.label}, seed {seed}: OA {record['oa']:.2f}%, train {record['train_s']:.1f} s")
+        records.append(record)
+    return records

@@ -1,0 +1,127 @@
+"""Comparison records -> one row per system (mean ± std over seeds), Markdown and CSV tables, the trade-off figure.
+
+The paper's own numbers (`paper_results.toml`) sit in separate `paper_*` columns and never replace a measured one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CSV_COLUMNS = ["model", "label", "protocol", "seeds", "epochs", "paper_epochs", "oa_mean", "oa_std", "aa_mean",
+               "aa_std", "kappa_mean", "kappa_std", "trainable_params", "flops", "train_s", "infer_s",
+               "paper_table", "paper_oa", "paper_kappa", "paper_flops_g", "paper_params_mb", "paper_latency_s"]
+
+
+def paper_numbers(name: str, scene: str) -> dict[str, Any]:
+    """The paper's printed numbers for system `name` on `scene` (empty where it prints none)."""
+    table = tomllib.loads(resources.files("hsiclip").joinpath("paper_results.toml").read_text())
+    entry = table.get(name, {})
+    on_scene = entry.get(scene, {})
+    return {"paper_table": entry.get("table") if on_scene else None, "paper_oa": on_scene.get("oa"),
+            "paper_kappa": on_scene.get("kappa"), "paper_flops_g": entry.get("flops_g"),
+            "paper_params_mb": entry.get("params_mb"), "paper_latency_s": entry.get("latency_s")}
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std())  # population std over seeds
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per system, in the order the records first name them; OA/AA/κ and times are means over seeds."""
+    rows = []
+    for name in dict.fromkeys(r["model"] for r in records):
+        rs = sorted((r for r in records if r["model"] == name), key=lambda r: r["seed"])
+        first = rs[0]
+        row: dict[str, Any] = {"model": name, "label": first["label"], "protocol": first["protocol"],
+                               "seeds": " ".join(str(r["seed"]) for r in rs), "n_seeds": len(rs),
+                               "epochs": first["epochs"], "paper_epochs": first["paper_epochs"]}
+        for key in ("oa", "aa", "kappa"):
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r[key] for r in rs])
+        row["trainable_params"], row["flops"] = first["trainable_params"], first["flops"]
+        row["train_s"] = float(np.mean([r["train_s"] for r in rs]))
+        row["infer_s"] = float(np.mean([r["infer_s"] for r in rs]))
+        row["per_class"] = np.nanmean(np.asarray([r["per_class"] for r in rs], dtype=np.float64), axis=0).tolist()
+        row["class_names"] = first["class_names"]
+        row.update(paper_numbers(name, first["scene"]))
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, spec)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    classes = rows[0]["class_names"] if rows else []
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS + [f"acc_{c}" for c in classes])
+        for row in rows:
+            cells = [row[c] for c in CSV_COLUMNS] + row["per_class"]
+            writer.writerow(["" if v is None else (f"{v:.4f}" if isinstance(v, float) else v) for v in cells])
+
+
+def markdown(rows: Sequence[dict[str, Any]], *, scene: str, protocol: str, command: str, machine: str,
+             notes: Sequence[str] = ()) -> str:
+    """The comparison as Markdown: the main table, per-class accuracy, and where each system's settings come from."""
+    best_oa = max(r["oa_mean"] for r in rows)
+    lines = [
+        f"# Comparison on {scene} ({protocol} protocol)", "",
+        f"Command: `{command}`", "",
+        f"Machine: {machine}. Every measured column comes from that one command on this machine; OA, AA and κ "
+        "(×100) are mean ± std (population) over the seeds listed; parameters count trainable weights; FLOPs are "
+        "per test sample (one forward pass, PyTorch's FLOP counter, 2 per multiply-add); train and test-inference "
+        "times are seconds, means over seeds. The `paper` columns are the numbers printed in the paper under "
+        "reproduction (Table 1; vision-only from Table 7; GAF-NAU and Forward-Forward from Table 8), never measured "
+        "here. `epochs` is what each row ran here; where it is below the paper's count (in brackets) the row ran a "
+        "reduced budget and is not the paper's protocol for that system.", "",
+        *[f"- {n}" for n in notes], *([""] if notes else []),
+        "| system | epochs (paper's) | seeds | OA | AA | κ | trainable params | GFLOPs | train s | infer s "
+        "| paper OA | paper κ | paper GFLOPs | paper params (MB) | paper latency s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        epochs = "–" if r["epochs"] is None else (
+            f"{r['epochs']}" if r["epochs"] == r["paper_epochs"] else f"**{r['epochs']}** ({r['paper_epochs']})")
+        oa = f"{r['oa_mean']:.2f} ± {r['oa_std']:.2f}"
+        lines.append(
+            f"| {r['label']} | {epochs} | {r['seeds']} | {f'**{oa}**' if r['oa_mean'] == best_oa else oa} "
+            f"| {r['aa_mean']:.2f} ± {r['aa_std']:.2f} | {r['kappa_mean']:.2f} ± {r['kappa_std']:.2f} "
+            f"| {_fmt(r['trainable_params'], ',')} | {_fmt(r['flops'] and r['flops'] / 1e9, '.4f')} "
+            f"| {r['train_s']:.1f} | {r['infer_s']:.2f} | {_fmt(r['paper_oa'])} | {_fmt(r['paper_kappa'])} "
+            f"| {_fmt(r['paper_flops_g'])} | {_fmt(r['paper_params_mb'])} | {_fmt(r['paper_latency_s'])} |")
+    classes = rows[0]["class_names"]
+    lines += ["", "## Per-class accuracy (%, mean over seeds)", "",
+              "| class | " + " | ".join(r["label"] for r in rows) + " |",
+              "| --- |" + " --- |" * len(rows)]
+    for i, c in enumerate(classes):
+        lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class"][i], ".1f") for r in rows) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(records: Sequence[dict[str, Any]], out_dir: Path, *, command: str, machine: str,
+                 notes: Sequence[str] = ()) -> list[Path]:
+    """Write compare_<scene>[_<protocol>].md/.csv/.png from the records; return the paths written."""
+    from .plots import tradeoff_figure
+
+    rows = summarise(records)
+    scene, protocol = records[0]["scene"], records[0]["protocol"]
+    stem = Path(out_dir) / (f"compare_{scene}" + ("" if protocol == "paper" else f"_{protocol}"))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md, csv_path, png = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".png")
+    md.write_text(markdown(rows, scene=scene, protocol=protocol, command=command, machine=machine, notes=notes))
+    write_csv(rows, csv_path)
+    fig = tradeoff_figure(rows, title=f"{scene}, {protocol} protocol: OA against FLOPs per sample")
+    fig.savefig(png, dpi=150)
+    return [md, csv_path, png]
