@@ -204,6 +204,8 @@ def compare(
     out: Annotated[Path, typer.Option(help="Folder for compare_<scene>.md/.csv/.png.")] = Path("results"),
     note: Annotated[list[str] | None, typer.Option(help="A line added to the table's notes (repeatable).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the systems and exit.")] = False,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate the finished (system, seed) pairs.")
+                        ] = False,
     data_dir: DataDir = None,
     device: Device = "cpu",
     download: Download = False,
@@ -239,7 +241,10 @@ def compare(
     records = run_comparison(data, names, seed_list, protocol=protocol, fraction=fraction,
                              epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
                              device=dev, cache_dir=cache_dir(), progress=not quiet,
-                             log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"))
+                             log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"),
+                             train=not no_train)
+    if not records:
+        raise ConfigError("no finished (system, seed) pairs to tabulate; run without --no-train first")
     command = "hsiclip " + shlex.join(STATE["argv"])
     paths = write_report(records, out, command=command, machine=machine(), notes=note or [])
     console.print("wrote " + ", ".join(str(p) for p in paths))

@@ -225,11 +225,12 @@ def machine() -> str:
 def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",
                    fraction: float = 0.1, epochs: dict[str, int] | None = None, max_epochs: int | None = None,
                    work_dir: Path = Path("runs/compare"), device: str = "cpu", cache_dir: Path | None = None,
-                   progress: bool = True, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                   progress: bool = True, log: Callable[[str], None] = print,
+                   train: bool = True) -> list[dict[str, Any]]:
     """Train every (system, seed) pair that has no record yet; return all their records.
 
     All systems see the same split for a given seed. Records are written atomically, so a comparison killed at
-    any point resumes with the pairs it had finished.
+    any point resumes with the pairs it had finished. `train=False` only collects the finished pairs.
     """
     split_for = PROTOCOLS.get(protocol)
     for name in names:  # fail on any unknown name before training anything
@@ -248,6 +249,9 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
         path = stem.with_suffix(".json")
         if path.is_file():
             records.append(json.loads(path.read_text()))
+            continue
+        if not train:
+            log(f"{system.label}, seed {seed}: not run yet ({n_epochs or '-'} epochs), left out")
             continue
         if seed not in splits:
             splits[seed] = split_for(scene, seed, fraction)

@@ -54,6 +54,20 @@ def get_baseline(name: str) -> BaselineSpec:
     return BASELINES.get(name)
 
 
-from . import hybridsn, ssftt, vision_only, vit  # noqa: E402  (each registers itself)
+from . import (  # noqa: E402  (each registers itself)
+    cnn2d,
+    cnn3d,
+    dctn,
+    forward_forward,
+    gaf_nau,
+    hit,
+    hybridsn,
+    morphformer,
+    ssftt,
+    sstmnet,
+    vision_only,
+    vit,
+)
 
-__all__ = ["BASELINES", "BaselineSpec", "get_baseline", "hybridsn", "register_baseline", "ssftt", "vision_only", "vit"]
+__all__ = ["BASELINES", "BaselineSpec", "cnn2d", "cnn3d", "dctn", "forward_forward", "gaf_nau", "get_baseline", "hit",
+           "hybridsn", "morphformer", "register_baseline", "ssftt", "sstmnet", "vision_only", "vit"]

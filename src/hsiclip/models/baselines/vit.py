@@ -18,7 +18,8 @@ Classification", IEEE TGRS 62, 2024 (their DeepHyperX fork, AllFever/DeepHyperX-
 - datasets.py: no PCA; every band, min-max scaled over the whole cube (`pca_components` 0 here, the same input).
 - train.txt: the authors' command runs `--model vit ... --patch_size 15 --epoch 200`, so 200 epochs here.
 
-Not carried over: the toolbox's ReduceLROnPlateau (factor 0.1, patience epochs // 4) and its hold-out of 5% of the
+Not carried over: the toolbox's LR schedule (StepLR x0.7 per 10
+epochs in its `train()`, not `get_model`'s ReduceLROnPlateau) and its hold-out of 5% of the
 training pixels for validation; our trainer has neither. 2,650,896 parameters on Indian Pines (200 bands,
 16 classes), counted from those layer sizes; neither the paper nor the code states one.
 """
