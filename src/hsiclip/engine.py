@@ -31,6 +31,10 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
     # foreach: one fused update over all tensors (measured ~20% faster per step than the loop on 2 CPU cores)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     n = len(index_t)
+    # A trailing batch of one sample cannot be batch-normalised: BatchNorm2d/3d would fold that one sample's
+    # statistics into its running estimates every epoch (measured: the 2D-CNN baseline's eval-mode OA fell from
+    # 94% to 4% on Indian Pines, 1025 training pixels in batches of 32), and BatchNorm1d refuses it. Skip it there.
+    skip_single = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
@@ -38,9 +42,11 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(n, device=device)
-        total_loss, correct = 0.0, 0
+        total_loss, correct, seen = 0.0, 0, 0
         for s in range(0, n, cfg.batch_size):
             b = order[s : s + cfg.batch_size]
+            if skip_single and len(b) == 1:
+                continue
             logits = model(sampler(index_t[b]))  # (B, C)
             loss = loss_fn(logits, target_t[b])
             opt.zero_grad(set_to_none=True)
@@ -48,9 +54,11 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
             opt.step()
             total_loss += loss.item() * len(b)
             correct += int((logits.argmax(1) == target_t[b]).sum())
-        history.append({"epoch": epoch + 1, "loss": total_loss / n, "train_acc": 100 * correct / n,
+            seen += len(b)
+        seen = max(seen, 1)
+        history.append({"epoch": epoch + 1, "loss": total_loss / seen, "train_acc": 100 * correct / seen,
                         "seconds": time.perf_counter() - t0})
-        bar.set_postfix(loss=f"{total_loss / n:.4f}", acc=f"{100 * correct / n:.1f}")
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * correct / seen:.1f}")
     return TrainResult(history, time.perf_counter() - start)
 
 
