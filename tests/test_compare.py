@@ -129,3 +129,13 @@ def test_cli_lists_the_systems(capsys):
     assert main(["compare", "--list"]) == 0
     out = capsys.readouterr().out
     assert "M-CLS CLIP" in out and "HybridSN" in out
+
+
+def test_the_table_says_which_systems_beat_ours():
+    from hsiclip.report import _above_ours
+
+    rows = [{"model": "ours", "label": "ours", "oa_mean": 94.0}, {"model": "ssftt", "label": "SSFTT", "oa_mean": 97.5},
+            {"model": "rf", "label": "random forest", "oa_mean": 72.0}]
+    assert _above_ours(rows) == ["- Measured above ours (paper recipe, OA 94.00): SSFTT 97.50 (+3.50)."]
+    assert _above_ours(rows[::2]) == ["- No system's mean OA is above ours (paper recipe, 94.00)."]
+    assert _above_ours(rows[1:]) == []
