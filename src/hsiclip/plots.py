@@ -50,30 +50,35 @@ def tradeoff_figure(rows: list[dict], title: str = "") -> Figure:
     """The paper's Figure 1b: mean OA against FLOPs per sample (log scale), bubble area ∝ trainable parameters.
 
     `rows` are comparison rows (`report.summarise`); rows without FLOPs (the pixel classifiers) are left out and
-    named in the caption. Error bars are the std over seeds.
+    named in the caption. Error bars are the std over seeds; labels of nearby bubbles are stacked, not overlapped.
     """
-    shown = [r for r in rows if r.get("flops")]
+    shown = sorted((r for r in rows if r.get("flops")), key=lambda r: -r["oa_mean"])
     skipped = [r["label"] for r in rows if not r.get("flops")]
-    fig, ax = plt.subplots(figsize=(8.0, 5.6), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9.0, 5.8), constrained_layout=True)
     biggest = max((r["trainable_params"] for r in shown), default=1)
-    area = lambda n: 40 + 1800 * n / biggest  # noqa: E731  (marker area in pt^2, ∝ parameters)
+    area = lambda n: 25 + 2500 * n / biggest  # noqa: E731  (marker area in pt^2, ∝ parameters)
     colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))
+    placed: list[tuple[float, float, int]] = []  # (log10 GFLOPs, OA, label offset in points) of labels so far
     for i, r in enumerate(shown):
         x, y = r["flops"] / 1e9, r["oa_mean"]
         ours = r["model"] == "ours"
         ax.errorbar(x, y, yerr=r["oa_std"], fmt="none", ecolor="0.4", elinewidth=1, capsize=2, zorder=2)
-        ax.scatter(x, y, s=area(r["trainable_params"]), color="crimson" if ours else colors[i % 20], alpha=0.6,
+        ax.scatter(x, y, s=area(r["trainable_params"]), color="crimson" if ours else colors[i % 20], alpha=0.55,
                    edgecolor="black", linewidth=1.5 if ours else 0.5, zorder=3)
-        ax.annotate(r["label"], (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8,
-                    fontweight="bold" if ours else "normal")
+        near = [off for lx, ly, off in placed if abs(lx - np.log10(x)) < 0.35 and abs(ly - y) < 4]
+        offset = 6 if not near else min(near) - 11  # stack below the labels already there
+        placed.append((float(np.log10(x)), y, offset))
+        ax.annotate(r["label"], (x, y), xytext=(8, offset), textcoords="offset points", fontsize=8,
+                    fontweight="bold" if ours else "normal", zorder=4)
     ax.set_xscale("log")
-    ax.set_xlabel("GFLOPs per sample (log scale)")
+    ax.set_xlabel("GFLOPs per sample (log scale, PyTorch's counter: 2 per multiply-add)")
     ax.set_ylabel("overall accuracy (%), mean ± std over seeds")
     ax.grid(True, which="both", alpha=0.3)
-    for n in (1e5, 1e6, 5e6):  # bubble-size key
-        if n <= 2 * biggest:
-            ax.scatter([], [], s=area(n), color="0.8", edgecolor="black", linewidth=0.5, label=f"{n / 1e6:g}M params")
-    ax.legend(loc="lower right", fontsize=8, labelspacing=1.6, borderpad=1.0, title="bubble area", title_fontsize=8)
+    for n in (1e5, 1e6, 1e7, 5e7):  # bubble-size key
+        if n <= biggest:
+            ax.scatter([], [], s=area(n), color="0.8", edgecolor="black", linewidth=0.5, label=f"{n / 1e6:g}M")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, labelspacing=2.8, borderpad=1.2,
+              handletextpad=2.0, title="trainable\nparameters", title_fontsize=8, frameon=False)
     caption = title + (f"\n(not shown, no FLOP count: {', '.join(skipped)})" if skipped else "")
     if caption:
         ax.set_title(caption, fontsize=10)
