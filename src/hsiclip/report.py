@@ -6,6 +6,7 @@ The paper's own numbers (`paper_results.toml`) sit in separate `paper_*` columns
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import tomllib
 from collections.abc import Sequence
@@ -20,10 +21,14 @@ CSV_COLUMNS = ["model", "label", "protocol", "seeds", "epochs", "paper_epochs", 
                "paper_table", "paper_oa", "paper_kappa", "paper_flops_g", "paper_params_mb", "paper_latency_s"]
 
 
+@functools.cache
+def _paper_table() -> dict[str, Any]:
+    return tomllib.loads(resources.files("hsiclip").joinpath("paper_results.toml").read_text())
+
+
 def paper_numbers(name: str, scene: str) -> dict[str, Any]:
     """The paper's printed numbers for system `name` on `scene` (empty where it prints none)."""
-    table = tomllib.loads(resources.files("hsiclip").joinpath("paper_results.toml").read_text())
-    entry = table.get(name, {})
+    entry = _paper_table().get(name, {})
     on_scene = entry.get(scene, {})
     return {"paper_table": entry.get("table") if on_scene else None, "paper_oa": on_scene.get("oa"),
             "paper_kappa": on_scene.get("kappa"), "paper_flops_g": entry.get("flops_g"),

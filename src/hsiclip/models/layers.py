@@ -69,3 +69,12 @@ class DropPath(nn.Module):
             return x
         keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)  # (B, 1, ...)
         return x * keep / (1 - self.p)
+
+
+def repeat_last_band(x: torch.Tensor, bands: int, dim: int = -1) -> torch.Tensor:
+    """Pad `x` along `dim` to `bands` entries by repeating its last one (no-op if it already has that many)."""
+    missing = bands - x.shape[dim]
+    if missing <= 0:
+        return x
+    last = x.narrow(dim, x.shape[dim] - 1, 1)
+    return torch.cat([x, last.expand(*[missing if d == dim % x.dim() else -1 for d in range(x.dim())])], dim=dim)

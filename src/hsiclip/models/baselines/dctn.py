@@ -58,9 +58,8 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import nn
 
-from ..layers import DropPath
+from ..layers import DropPath, repeat_last_band
 from . import BaselineSpec, register_baseline
-from .sstmnet import repeat_last_band
 
 MIN_BANDS = 19  # fewest bands the 3-D branch's valid spectral convolutions (11, then 9) accept
 

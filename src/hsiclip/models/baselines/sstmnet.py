@@ -46,19 +46,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..layers import DropPath
+from ..layers import DropPath, repeat_last_band
 from . import BaselineSpec, register_baseline
 
 MIN_BANDS = 21  # fewest bands the embedding's two strided spectral convolutions accept
-
-
-def repeat_last_band(x: torch.Tensor, bands: int, dim: int = -1) -> torch.Tensor:
-    """Pad `x` along `dim` to `bands` entries by repeating its last one (no-op if it already has that many)."""
-    missing = bands - x.shape[dim]
-    if missing <= 0:
-        return x
-    last = x.narrow(dim, x.shape[dim] - 1, 1)
-    return torch.cat([x, last.expand(*[missing if d == dim % x.dim() else -1 for d in range(x.dim())])], dim=dim)
 
 
 class _MultiScaleSpectral(nn.Module):
