@@ -190,6 +190,13 @@ def _parse_epochs(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _parse_seeds(seeds: str) -> list[int]:
+    try:
+        return [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+
+
 @app.command()
 def compare(
     scene: Annotated[str, typer.Option(help="Registered scene.")] = "indian_pines",
@@ -232,10 +239,7 @@ def compare(
     names = list(ALL_SYSTEMS) if models == "all" else [m.strip() for m in models.split(",") if m.strip()]
     for name in names:
         SYSTEMS.get(name)
-    try:
-        seed_list = [int(s) for s in seeds.split(",")]
-    except ValueError:
-        raise ConfigError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    seed_list = _parse_seeds(seeds)
     dev = resolve_device(device)
     data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
     records = run_comparison(data, names, seed_list, protocol=protocol, fraction=fraction,
@@ -247,6 +251,55 @@ def compare(
         raise ConfigError("no finished (system, seed) pairs to tabulate; run without --no-train first")
     command = "hsiclip " + shlex.join(STATE["argv"])
     paths = write_report(records, out, command=command, machine=machine(), notes=note or [])
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command()
+def reproduce(
+    name: Annotated[str | None, typer.Argument(help="Experiment (see --list).")] = None,
+    scene: Annotated[str, typer.Option(help="Registered scene.")] = "indian_pines",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (the paper repeats each experiment 4 times).")
+                     ] = "0,1,2,3",
+    epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run baseline NAME for N epochs (repeatable).")
+                      ] = None,
+    skip: Annotated[list[str] | None, typer.Option(help="Leave the rows of this system out (repeatable); they "
+                                                        "stay in the table as skipped.")] = None,
+    work_dir: Annotated[Path, typer.Option(help="Run folders of the recipe variants; resumable.")] = Path(
+        "runs/reproduce"),
+    compare_dir: Annotated[Path, typer.Option(help="Records shared with `hsiclip compare`.")] = Path("runs/compare"),
+    out: Annotated[Path, typer.Option(help="Folder for <name>.md/.csv/.png.")] = Path("results"),
+    list_: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate what is already trained.")] = False,
+    data_dir: DataDir = None,
+    device: Device = "cpu",
+    download: Download = False,
+    no_verify: NoVerify = False,
+    quiet: Quiet = False,
+) -> None:
+    """Reproduce one of the paper's tables or figures; results are cached per (config, seed)."""
+    from .reproduce import EXPERIMENTS, ORDER
+    from .reproduce import reproduce as run_experiment
+
+    if list_ or name is None:
+        table = Table(title="experiments (`hsiclip reproduce NAME`)")
+        for col in ("name", "paper", "what"):
+            table.add_column(col)
+        for n in ORDER:
+            e = EXPERIMENTS.get(n)
+            table.add_row(n, e.source, e.title)
+        console.print(table)
+        if name is None and not list_:
+            raise ConfigError("give an experiment name (listed above)")
+        return
+    EXPERIMENTS.get(name)
+    seed_list = _parse_seeds(seeds)
+    dev = resolve_device(device)
+    data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
+    paths = run_experiment(name, data, seed_list, out_dir=out, work_dir=work_dir, compare_dir=compare_dir,
+                           command="hsiclip " + shlex.join(STATE["argv"]), epochs=_parse_epochs(epochs or []),
+                           skip=[s.strip() for item in skip or [] for s in item.split(",") if s.strip()],
+                           device=dev, cache_dir=cache_dir(), progress=not quiet, train=not no_train,
+                           log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"))
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -184,12 +184,12 @@ def train_classical(name: str, scene: Scene, seed: int = 0, *, fraction: float =
 
 
 def _train_vlm(name: str, scene: Scene, seed: int, split: Split, epochs: int, device: str, run_dir: Path,
-               cache_dir: Path | None, progress: bool) -> dict[str, Any]:
+               cache_dir: Path | None, progress: bool, prompt_file: Path | None = None) -> dict[str, Any]:
     from .run import load_run, train_run
 
     cfg = vlm_config(name, scene.name).replace(**{"train.seed": seed, "train.epochs": epochs})
     metrics = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, progress=progress,
-                        overwrite=True)
+                        prompt_file=prompt_file, overwrite=True)
     model = load_run(run_dir, device).model
     window = torch.zeros(cfg.model.window, cfg.model.window, cfg.data.pca_components, device=device)
     metrics.update(trainable_params=count_parameters(model, trainable=True), flops=flops_per_sample(model, window),
@@ -225,7 +225,7 @@ def machine() -> str:
 def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",
                    fraction: float = 0.1, epochs: dict[str, int] | None = None, max_epochs: int | None = None,
                    work_dir: Path = Path("runs/compare"), device: str = "cpu", cache_dir: Path | None = None,
-                   progress: bool = True, log: Callable[[str], None] = print,
+                   prompt_file: Path | None = None, progress: bool = True, log: Callable[[str], None] = print,
                    train: bool = True) -> list[dict[str, Any]]:
     """Train every (system, seed) pair that has no record yet; return all their records.
 
@@ -260,7 +260,7 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
         log(f"{system.label}, seed {seed}: {n_epochs or '-'} epochs")
         if system.kind == "vlm":
             assert n_epochs is not None
-            m = _train_vlm(name, scene, seed, split, n_epochs, device, stem, cache_dir, progress)
+            m = _train_vlm(name, scene, seed, split, n_epochs, device, stem, cache_dir, progress, prompt_file)
         elif system.kind == "baseline":
             m = train_baseline(name, scene, seed, split=split, epochs=n_epochs, device=device, progress=progress,
                                save_to=stem.with_suffix(".pt"))

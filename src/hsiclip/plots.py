@@ -83,3 +83,132 @@ def tradeoff_figure(rows: list[dict], title: str = "") -> Figure:
     if caption:
         ax.set_title(caption, fontsize=10)
     return fig
+
+
+def experiment_figure(table: list[dict], title: str = "", x_label: str | None = None, log_x: bool = False) -> Figure:
+    """An experiment's rows: OA (mean ± std over seeds) against a numeric x per series, or one bar per row; the
+    paper's numbers as hollow markers. Rows without a measurement are shown by their paper marker only."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.8), constrained_layout=True)
+    has = [t for t in table if not np.isnan(t["oa_mean"])]
+    if x_label is not None:
+        colors = plt.get_cmap("tab10")
+        for i, series in enumerate(dict.fromkeys(t["series"] for t in table)):
+            rows = [t for t in table if t["series"] == series]
+            got = [t for t in rows if not np.isnan(t["oa_mean"])]
+            if got:
+                ax.errorbar([t["x"] for t in got], [t["oa_mean"] for t in got], yerr=[t["oa_std"] for t in got],
+                            marker="o", capsize=3, color=colors(i), label=f"{series} (measured)")
+            paper = [t for t in rows if t["paper_oa"] is not None]
+            if paper:
+                ax.plot([t["x"] for t in paper], [t["paper_oa"] for t in paper], linestyle="--", marker="o",
+                        markerfacecolor="none", color=colors(i), alpha=0.7, label=f"{series} (paper)")
+        if log_x:
+            ax.set_xscale("log", base=2)
+            xs = sorted({t["x"] for t in table})
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.set_xlabel(x_label)
+    else:
+        pos = np.arange(len(table))
+        ax.bar(pos[[table.index(t) for t in has]], [t["oa_mean"] for t in has], yerr=[t["oa_std"] for t in has],
+               capsize=4, color="steelblue", alpha=0.8, label="measured (mean ± std over seeds)")
+        paper = [(i, t["paper_oa"]) for i, t in enumerate(table) if t["paper_oa"] is not None]
+        if paper:
+            ax.scatter(*zip(*paper, strict=True), marker="D", facecolor="none", edgecolor="crimson", s=60, zorder=3,
+                       label="paper")
+        for i, t in enumerate(table):
+            if np.isnan(t["oa_mean"]):
+                ax.annotate(t["status"] or "not run", (i, ax.get_ylim()[0]), xytext=(0, 6), textcoords="offset points",
+                            ha="center", fontsize=7, rotation=90, va="bottom", color="0.4")
+        ax.set_xticks(pos, ["\n".join(_wrap(t["label"], 22)) for t in table], fontsize=8)
+    values = [t["oa_mean"] - t["oa_std"] for t in has] + [t["paper_oa"] for t in table if t["paper_oa"] is not None]
+    if values:
+        top = max([t["oa_mean"] + t["oa_std"] for t in has] + [t["paper_oa"] or 0 for t in table])
+        ax.set_ylim(max(0.0, min(values) - 3), min(100.0, top + 1.5))
+    ax.set_ylabel("overall accuracy (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [text]
+
+
+def _class_legend(fig: Figure, class_names: list[str], extra: list[Patch] = ()) -> None:  # type: ignore[assignment]
+    cmap = ListedColormap(class_colors(len(class_names)))
+    handles = [Patch(color=cmap(i + 1), label=f"{i + 1} {n}") for i, n in enumerate(class_names)]
+    fig.legend(handles=[*handles, *extra], loc="outside right center", fontsize=8, frameon=False)
+
+
+def embeddings_figure(panels: list[dict], class_names: list[str], title: str = "") -> Figure:
+    """UMAP panels: points coloured by true class, the class text prototypes as numbered stars."""
+    colors = class_colors(len(class_names))[1:]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels) + 2.5, 6.0), constrained_layout=True,
+                             squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        ax.scatter(p["xy"][:, 0], p["xy"][:, 1], c=colors[p["labels"]], s=3, alpha=0.6, linewidths=0)
+        ax.scatter(p["protos"][:, 0], p["protos"][:, 1], c=colors[: len(p["protos"])], marker="*", s=320,
+                   edgecolor="black", linewidth=1.0, zorder=3)
+        for i, (x, y) in enumerate(p["protos"]):
+            ax.annotate(str(i + 1), (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8, fontweight="bold")
+        ax.set_title(p["title"], fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+    star = plt.Line2D([], [], marker="*", color="w", markeredgecolor="black", markersize=12, label="text prototype")
+    _class_legend(fig, class_names, [star])  # type: ignore[list-item]
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def landscape_figure(panels: list[dict], grid: np.ndarray, title: str = "") -> Figure:
+    """Contour plots of loss surfaces over two directions, the trained weights marked at the centre."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.0), constrained_layout=True, squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        z = np.log10(np.maximum(p["surface"], 1e-6))
+        cs = ax.contourf(grid, grid, z, levels=20, cmap="viridis")
+        ax.contour(grid, grid, z, levels=20, colors="white", linewidths=0.4, alpha=0.6)
+        ax.plot(0, 0, marker="x", color="red", markersize=10, mew=2, label="trained weights")
+        fig.colorbar(cs, ax=ax, label="log10 training loss")
+        ax.set_xlabel("α (direction 1)")
+        ax.set_ylabel("β (direction 2)")
+        ax.set_title(p["title"], fontsize=10)
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def maps_figure(ground_truth: np.ndarray, panels: list[dict], class_names: list[str], title: str = "") -> Figure:
+    """The ground truth and one map per method (-1 = training pixel, white; 0 = unlabelled, black)."""
+    c = len(class_names)
+    cmap = ListedColormap(np.vstack([[1, 1, 1, 1], class_colors(c)]))  # -1 white, 0 black, 1..C classes
+    n = len(panels) + 1
+    cols = min(4, n)
+    rows = -(-n // cols)
+    h, w = ground_truth.shape
+    size = 3.0 * min(1.6, max(0.6, w / h))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size + 3.0, rows * 3.4), constrained_layout=True,
+                             squeeze=False)
+    for ax, p in zip(axes.flat, [{"title": "ground truth", "map": ground_truth}, *panels], strict=False):
+        if p["map"] is None:
+            ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.4")
+        else:
+            ax.imshow(p["map"], cmap=cmap, vmin=-1, vmax=c, interpolation="nearest")
+        ax.set_title(p["title"], fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    _class_legend(fig, class_names, [Patch(facecolor="white", edgecolor="black", label="training pixel (not scored)")])
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,318 @@
+"""The paper's figure experiments: UMAP of embeddings and loss landscapes (Figure 2), classification maps.
+
+Each works on trained comparison runs (`run_comparison`, so `hsiclip compare` and `hsiclip reproduce` share them)
+and writes `<stem>.md` (command, seeds, machine, numbers), `<stem>.csv` and `<stem>.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .compare import SYSTEMS, machine, record_path, resolve_epochs, run_comparison
+from .data.scenes import Scene
+from .data.windows import WindowSampler
+from .reproduce import Experiment, register
+
+TABLE1 = ("cnn2d", "cnn3d", "hybridsn", "vit", "ssftt", "morphformer", "hit", "sstmnet", "dctn", "mcls_clip", "ours")
+LANDSCAPE_GRID = 21  # points per direction, over [-1, 1] (Li et al. plot 51; 21 keeps a CPU run to minutes)
+LANDSCAPE_LEVEL = 1.0  # the basin is the connected region around the trained weights where loss <= L(0) + this
+UMAP_POINTS = 4000  # test embeddings drawn per panel (stratified at random), plus the text prototypes
+
+
+def _trained(scene: Scene, systems: Sequence[str], seeds: Sequence[int], kw: dict[str, Any]
+             ) -> dict[tuple[str, int], tuple[dict[str, Any], Path]]:
+    """(system, seed) -> (record, record stem) for every finished pair, training the missing ones if allowed."""
+    systems = [s for s in systems if s not in kw["skip"]]
+    epochs = kw["epochs"] or {}
+    records = run_comparison(scene, systems, seeds, epochs={k: v for k, v in epochs.items() if k in systems},
+                             work_dir=kw["compare_dir"], device=kw["device"], cache_dir=kw["cache_dir"],
+                             prompt_file=kw["prompt_file"], progress=kw["progress"], log=kw["log"],
+                             train=kw["train"])
+    out = {}
+    for r in records:
+        n_epochs = resolve_epochs(r["model"], scene.name, epochs)
+        out[r["model"], r["seed"]] = (r, record_path(kw["compare_dir"], scene.name, "paper", 0.1, r["model"],
+                                                     r["seed"], n_epochs))
+    return out
+
+
+def _header(title: str, command: str, seeds: Sequence[int], text: str) -> list[str]:
+    return [f"# {title}", "", f"Command: `{command}`", "",
+            f"Machine: {machine()}. Seeds: {' '.join(map(str, seeds))}. {text}", ""]
+
+
+@torch.no_grad()
+def _embed(model: torch.nn.Module, sampler: WindowSampler, index: np.ndarray, batch: int = 1024) -> np.ndarray:
+    model.eval()
+    out = [model.encode_image(sampler(torch.as_tensor(index[s : s + batch]))) for s in range(0, len(index), batch)]
+    return torch.cat(out).numpy()
+
+
+def embedding_stats(emb: np.ndarray, protos: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Silhouette (cosine) of the test embeddings by true class, their mean cosine to their own text prototype,
+    and the mean margin between that and the closest other prototype."""
+    from sklearn.metrics import silhouette_score
+
+    cos = emb @ protos.T
+    own = cos[np.arange(len(labels)), labels]
+    other = np.where(np.eye(protos.shape[0], dtype=bool)[labels], -np.inf, cos).max(axis=1)
+    n = min(len(labels), 5000)
+    return {"silhouette": float(silhouette_score(emb, labels, metric="cosine", sample_size=n, random_state=seed)),
+            "cos_own": float(own.mean()), "margin": float((own - other).mean())}
+
+
+def _stratified(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """At most `n` positions, each class kept in proportion but with at least 20 points (or all it has)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = min(len(idx), max(20, round(n * len(idx) / len(labels))))
+        keep.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def embeddings(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: Any) -> list[Path]:
+    """Figure 2 (bottom): UMAP of test embeddings with the text prototypes, ours against M-CLS CLIP."""
+    import umap
+
+    from .plots import embeddings_figure
+    from .run import load_run, sampler_for
+
+    runs = _trained(scene, ("ours", "mcls_clip"), seeds, kw)
+    stats, panels = [], []
+    labels_all = scene.targets
+    for name in ("ours", "mcls_clip"):
+        for seed in seeds:
+            if (name, seed) not in runs:
+                continue
+            run = load_run(runs[name, seed][1], kw["device"])
+            assert run.split is not None
+            test = run.split.test
+            emb = _embed(run.model, sampler_for(run, scene.cube, kw["device"]), test)
+            protos = run.model.encode_text().detach().numpy()
+            s = embedding_stats(emb, protos, labels_all[test], seed)
+            stats.append({"system": name, "seed": seed, **s})
+            if seed == seeds[0]:
+                keep = _stratified(labels_all[test], UMAP_POINTS, seed)
+                with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": we want it seeded
+                    warnings.simplefilter("ignore", UserWarning)
+                    xy = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed,
+                                   n_jobs=1).fit_transform(np.vstack([emb[keep], protos]))
+                panels.append({"title": f"{SYSTEMS.get(name).label}, seed {seed}: silhouette {s['silhouette']:.3f}",
+                               "xy": xy[: len(keep)], "labels": labels_all[test][keep], "protos": xy[len(keep):]})
+    png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
+    if panels:
+        fig = embeddings_figure(panels, list(scene.class_names), title=f"{scene.name}: test embeddings (UMAP) "
+                                "and the class text prototypes (stars)")
+        fig.savefig(png, dpi=150)
+    _write_csv(csv_path, stats)
+    lines = _header(f"Embeddings of test pixels (Figure 2, bottom), {scene.name}", command, seeds,
+                    f"UMAP (umap-learn, cosine, 15 neighbours, min_dist 0.1) of {UMAP_POINTS} test embeddings "
+                    "drawn per class in proportion (at least 20 each) plus the text prototypes, first seed only. "
+                    "The numbers use every test pixel of every seed: silhouette (cosine) of the embeddings grouped "
+                    "by true class, the mean cosine between an embedding and its own class prototype, and the mean "
+                    "margin between that and the most similar other prototype (mean ± std over seeds).")
+    lines += _stats_table(stats, ("silhouette", "cos_own", "margin"))
+    lines += ["", "The paper shows this figure without numbers; it reads \"neural-collapse-like\", tighter clusters "
+              "for ours than for M-CLS CLIP. Higher silhouette and margin here mean the same thing.", "",
+              f"![UMAP]({png.name})"]
+    md.write_text("\n".join(lines) + "\n")
+    return [md, csv_path, png]
+
+
+def _stats_table(stats: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[str]:
+    lines = ["| system | seeds | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
+    for name in dict.fromkeys(s["system"] for s in stats):
+        rs = [s for s in stats if s["system"] == name]
+        cells = [f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs]):.3f}" for k in keys]
+        lines.append(f"| {SYSTEMS.get(name).label} | {' '.join(str(r['seed']) for r in rs)} | " + " | ".join(cells)
+                     + " |")
+    return lines
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        if rows:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+
+
+def filter_normalized_direction(params: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    """A random direction with each filter's norm equal to the weights' (Li et al., NeurIPS 2018, Sec. 4).
+
+    A filter is one slice along the first dimension of a weight of two or more dimensions; one-dimensional
+    parameters (biases, norm scales, the logit scale) get no perturbation, as in the authors' `ignore biasbn`.
+    """
+    out = []
+    for p in params:
+        if p.dim() < 2:
+            out.append(torch.zeros_like(p))
+            continue
+        d = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+        dn = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        pn = p.detach().flatten(1).norm(dim=1)
+        out.append(d * (pn / dn).view(-1, *([1] * (p.dim() - 1))))
+    return out
+
+
+@torch.no_grad()
+def loss_surface(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 windows: torch.Tensor, target: torch.Tensor, grid: np.ndarray, seed: int = 0,
+                 progress: bool = False) -> np.ndarray:
+    """Loss at theta + a*d1 + b*d2 for every (a, b) in grid x grid (rows: b, columns: a), weights restored after."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    theta = [p.detach().clone() for p in params]
+    g = torch.Generator().manual_seed(seed)
+    d1, d2 = filter_normalized_direction(theta, g), filter_normalized_direction(theta, g)
+    surface = np.zeros((len(grid), len(grid)))
+    try:
+        for i, b in enumerate(tqdm(grid, desc="landscape", unit="row", disable=not progress, leave=False)):
+            for j, a in enumerate(grid):
+                for p, t, u, v in zip(params, theta, d1, d2, strict=True):
+                    p.copy_(t + a * u + b * v)
+                torch.manual_seed(seed)  # the same semi-hard draws at every point
+                surface[i, j] = float(loss_fn(model(windows), target))
+    finally:
+        for p, t in zip(params, theta, strict=True):
+            p.copy_(t)
+    return surface
+
+
+def basin(surface: np.ndarray, level: float) -> float:
+    """Share of the grid in the connected region around the centre where loss <= centre loss + `level`."""
+    from scipy import ndimage
+
+    c = len(surface) // 2
+    regions, _ = ndimage.label(surface <= surface[c, c] + level)
+    return float((regions == regions[c, c]).mean())
+
+
+def loss_landscape(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: Any) -> list[Path]:
+    """Figure 2 (top): the 2-D loss surface around the trained weights, ours against M-CLS CLIP."""
+    from .losses import ContrastiveLoss
+    from .plots import landscape_figure
+    from .run import load_run, sampler_for
+
+    runs = _trained(scene, ("ours", "mcls_clip"), seeds, kw)
+    grid = np.linspace(-1.0, 1.0, LANDSCAPE_GRID)
+    stats, panels, cells = [], [], []
+    for name in ("ours", "mcls_clip"):
+        for seed in seeds:
+            if (name, seed) not in runs:
+                continue
+            run = load_run(runs[name, seed][1], kw["device"])
+            assert run.split is not None
+            train = run.split.train
+            windows = sampler_for(run, scene.cube, kw["device"])(torch.as_tensor(train))
+            target = torch.as_tensor(scene.targets[train])
+            surface = loss_surface(run.model, ContrastiveLoss(run.cfg.loss), windows, target, grid, seed,
+                                   kw["progress"])
+            c = len(grid) // 2
+            stats.append({"system": name, "seed": seed, "loss_at_weights": float(surface[c, c]),
+                          "loss_mean": float(surface.mean()), "basin_share": basin(surface, LANDSCAPE_LEVEL)})
+            cells += [{"system": name, "seed": seed, "alpha": float(a), "beta": float(b), "loss": float(surface[i, j])}
+                      for i, b in enumerate(grid) for j, a in enumerate(grid)]
+            if seed == seeds[0]:
+                panels.append({"title": f"{SYSTEMS.get(name).label} ({run.cfg.loss.negatives} negatives), "
+                               f"seed {seed}", "surface": surface})
+    png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
+    if panels:
+        fig = landscape_figure(panels, grid, title=f"{scene.name}: training loss around the trained weights "
+                               "(filter-normalised random directions)")
+        fig.savefig(png, dpi=150)
+    _write_csv(csv_path, cells)
+    lines = _header(f"Loss landscape (Figure 2, top), {scene.name}", command, seeds,
+                    f"Each model's own training loss on its training pixels at θ + α·d1 + β·d2 over a "
+                    f"{LANDSCAPE_GRID} × {LANDSCAPE_GRID} grid of α, β in [-1, 1], with d1, d2 Gaussian directions "
+                    "normalised filter by filter to the weights' norms (Li et al., NeurIPS 2018; biases, norm "
+                    "scales and the logit scale are not perturbed). Ours is scored with its curated loss (1 positive "
+                    "+ 4 hard + 4 semi-hard logits, the same random draws at every point), M-CLS CLIP with its "
+                    "full softmax over all classes, so the two surfaces' heights are not on one scale; their shapes "
+                    f"are. Basin share: the part of the grid connected to the centre where the loss is at most "
+                    f"{LANDSCAPE_LEVEL} above the loss at the trained weights (bigger = a wider minimum). The CSV "
+                    "holds every grid value.")
+    lines += _stats_table(stats, ("loss_at_weights", "loss_mean", "basin_share"))
+    by = {s: np.mean([r["basin_share"] for r in stats if r["system"] == s]) for s in ("ours", "mcls_clip")
+          if any(r["system"] == s for r in stats)}
+    if len(by) == 2:
+        verdict = "Confirmed" if by["ours"] > by["mcls_clip"] else "**Not confirmed**"
+        lines += ["", f"- Paper: ours has a larger minimum diameter than CLIP. {verdict} here (basin share ours "
+                  f"{by['ours']:.3f}, M-CLS CLIP {by['mcls_clip']:.3f})."]
+    lines += ["", f"![loss landscape]({png.name})"]
+    md.write_text("\n".join(lines) + "\n")
+    return [md, csv_path, png]
+
+
+def maps(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: Any) -> list[Path]:
+    """A classification map of every Table 1 method beside the ground truth (first seed, test pixels)."""
+    from .engine import predict
+    from .plots import maps_figure
+    from .run import load_run, sampler_for
+
+    seed = seeds[0]
+    runs = _trained(scene, TABLE1, [seed], kw)
+    h, w = scene.labels.shape
+    panels, rows = [], []
+    for name in TABLE1:
+        label = SYSTEMS.get(name).label
+        if (name, seed) not in runs:
+            panels.append({"title": f"{label}\nnot run", "map": None})
+            rows.append({"system": name, "label": label, "epochs": "", "oa": "", "status": "not run"})
+            continue
+        record, path = runs[name, seed]
+        if SYSTEMS.get(name).kind == "vlm":
+            run = load_run(path, kw["device"])
+            assert run.split is not None
+            test = run.split.test
+            pred, _ = predict(run.model, sampler_for(run, scene.cube, kw["device"]), test, progress=False)
+            train = run.split.train
+        else:
+            saved = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=False)
+            test, pred = np.asarray(saved["test"]), np.asarray(saved["pred"])
+            train = np.setdiff1d(np.flatnonzero(scene.labels.reshape(-1) > 0), test)
+        m = np.zeros(h * w, dtype=np.int64)
+        m[test] = pred + 1
+        m[train] = -1  # drawn white: training pixels are not scored
+        oa = 100 * float(np.mean(pred == scene.targets[test]))
+        epochs = record["epochs"]
+        reduced = epochs is not None and record["paper_epochs"] is not None and epochs < record["paper_epochs"]
+        panels.append({"title": f"{label}: OA {oa:.2f}" + (f"\n({epochs} of {record['paper_epochs']} epochs)"
+                                                          if reduced else ""), "map": m.reshape(h, w)})
+        rows.append({"system": name, "label": label, "epochs": epochs, "oa": round(oa, 2), "status": "done"})
+    png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
+    fig = maps_figure(scene.labels, panels, list(scene.class_names),
+                      title=f"{scene.name}: test-pixel classification maps, seed {seed}")
+    fig.savefig(png, dpi=130)
+    _write_csv(csv_path, rows)
+    lines = _header(f"Classification maps of the Table 1 methods, {scene.name}", command, [seed],
+                    "Each panel colours the test pixels by the class the method predicts for them (the predictions "
+                    "the comparison scored, read from its records; the VLM rows are re-predicted from their saved "
+                    "weights, bitwise the same); training pixels are white, unlabelled pixels black. Rows trained "
+                    "with fewer epochs than their paper say so in their title.")
+    lines += ["| system | epochs | OA (this seed) | status |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['label']} | {r['epochs'] or '–'} | {r['oa'] or '–'} | {r['status']} |" for r in rows]
+    lines += ["", f"![maps]({png.name})"]
+    md.write_text("\n".join(lines) + "\n")
+    return [md, csv_path, png]
+
+
+register(Experiment(
+    "embeddings", "UMAP of test embeddings, ours against M-CLS CLIP", "Figure 2, bottom", figure=embeddings,
+    systems=("ours", "mcls_clip")))
+register(Experiment(
+    "loss-landscape", "Loss landscape, ours against M-CLS CLIP", "Figure 2, top", figure=loss_landscape,
+    systems=("ours", "mcls_clip")))
+register(Experiment(
+    "maps", "Classification maps of the Table 1 methods", "Table 1 methods", figure=maps, systems=TABLE1))

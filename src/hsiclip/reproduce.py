@@ -1,0 +1,380 @@
+"""The paper's tables and figures as named, resumable experiments: `hsiclip reproduce NAME`.
+
+A table experiment is a list of rows; each row is one system (our recipe, possibly with config changes, or a
+comparison baseline) at one training share, trained once per seed. Results are cached per (config, seed):
+
+- a row that *is* a comparison system (the paper recipe, M-CLS CLIP, DCTN, vision-only, ...) reuses the records of
+  `hsiclip compare` (`run_comparison`, same work folder, same split per seed), so nothing is trained twice;
+- a row that changes our recipe (another loss, batch size, prompt type, text encoder) is a run folder keyed by a
+  hash of its resolved config, `<work>/<scene>/vlm/<recipe>-<hash>/seed<S>`.
+
+A second call with nothing changed trains nothing. Figure experiments (`embeddings`, `loss-landscape`, `maps`) work
+on the trained comparison runs of `ours` and `mcls_clip` (and the Table 1 baselines for `maps`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .compare import SYSTEMS, machine, run_comparison, vlm_config
+from .data.scenes import Scene
+from .errors import ConfigError
+from .registry import Registry
+from .report import paper_numbers
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of an experiment's table."""
+
+    label: str  # as the table prints it
+    system: str = "ours"  # a comparison system (`hsiclip compare --list`)
+    overrides: tuple[tuple[str, Any], ...] = ()  # `section.field` changes to the system's recipe (VLM rows only)
+    fraction: float = 0.1  # share of labelled pixels per class used for training
+    paper_oa: float | None = None  # the paper's printed OA for this row
+    paper_kappa: float | None = None
+    series: str = ""  # for plots with a numeric x: which line the row belongs to
+    x: float | None = None  # its position on that x axis
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A claim of the paper about the rows: `order` = the rows' mean OA decreases in this order; `best` = the
+    first row beats every other listed row."""
+
+    claim: str
+    kind: str  # "order" or "best"
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    source: str  # where it is in the paper
+    rows: Callable[[str], list[Row]] = lambda scene: []
+    findings: tuple[Finding, ...] = ()
+    x_label: str | None = None  # numeric x axis for the figure (None: one bar per row)
+    log_x: bool = False
+    notes: tuple[str, ...] = ()
+    figure: Callable[..., dict[str, Any]] | None = None  # figure experiments: their own function
+    systems: tuple[str, ...] = field(default=())  # figure experiments: the systems they need trained
+
+
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+ORDER: list[str] = []  # the paper's order, for `--list`
+
+
+def register(exp: Experiment) -> None:
+    EXPERIMENTS.register(exp.name, exp)
+    ORDER.append(exp.name)
+
+
+def _ours(label: str, paper: float | None = None, **overrides: Any) -> Row:
+    return Row(label, "ours", tuple(sorted(overrides.items())), paper_oa=paper)
+
+
+# --- Table 2: the loss components ------------------------------------------------------------------------------
+register(Experiment(
+    "loss-ablation", "Loss components (hard and semi-hard negatives)", "Table 2",
+    rows=lambda scene: [
+        _ours("without hard negatives (k_s = 4 random wrong classes)", 90.16, **{"loss.negatives": "semi"}),
+        _ours("without semi-hard negatives (k_h = 4 hardest wrong classes)", 93.44, **{"loss.negatives": "hard"}),
+        _ours("full (hard + semi-hard)", 94.03),
+    ],
+    findings=(Finding("full > without semi-hard > without hard", "order",
+                      ("full (hard + semi-hard)", "without semi-hard negatives (k_h = 4 hardest wrong classes)",
+                       "without hard negatives (k_s = 4 random wrong classes)")),),
+))
+
+# --- Table 3: the training share, ours against DCTN --------------------------------------------------------------
+_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5)
+_T3 = {"ours": (94.03, 97.68, 98.57, 98.97, 99.02), "dctn": (92.85, 95.37, 95.81, 96.01, 96.10)}
+
+
+def _fraction_rows(scene: str) -> list[Row]:
+    rows = []
+    for system, label in (("ours", "ours"), ("dctn", "DCTN")):
+        for f, paper in zip(_FRACTIONS, _T3[system], strict=True):
+            rows.append(Row(f"{label}, {f:.0%}", system, fraction=f, paper_oa=paper, series=label, x=100 * f))
+    return rows
+
+
+register(Experiment(
+    "train-fraction", "Share of labelled pixels used for training, ours against DCTN", "Table 3",
+    rows=_fraction_rows, x_label="training pixels per class (%)",
+    findings=(*(Finding(f"ours > DCTN at {f:.0%}", "order", (f"ours, {f:.0%}", f"DCTN, {f:.0%}"))
+                for f in _FRACTIONS),
+              Finding("ours improves with every step of the training share", "order",
+                      tuple(f"ours, {f:.0%}" for f in reversed(_FRACTIONS)))),
+))
+
+# --- Table 4: batch size -----------------------------------------------------------------------------------------
+_BATCH = {4: 93.19, 8: 93.45, 16: 93.54, 32: 94.03, 64: 93.34, 128: 91.12}
+
+
+def _batch_rows(scene: str) -> list[Row]:
+    default = vlm_config("ours", scene).train.batch_size
+    return [Row(f"batch {b}", "ours", () if b == default else (("train.batch_size", b),), paper_oa=paper,
+                series="ours", x=b) for b, paper in _BATCH.items()]
+
+
+register(Experiment(
+    "batch-size", "Batch size (the epochs stay at the recipe's, so small batches take more steps)", "Table 4",
+    rows=_batch_rows, x_label="batch size", log_x=True,
+    findings=(Finding("batch 32 is best", "best", tuple(f"batch {b}" for b in (32, 4, 8, 16, 64, 128))),),
+))
+
+# --- Table 5: prompt type ----------------------------------------------------------------------------------------
+register(Experiment(
+    "prompts", "Prompt type", "Table 5",
+    rows=lambda scene: [
+        _ours("label only", 92.90, **{"text.prompts": "label"}),
+        _ours("short text", 93.07, **{"text.prompts": "short"}),
+        _ours("descriptive (ours)", 94.03),
+        _ours("descriptive + 3 variants, averaged", None, **{"text.prompts": "ensemble"}),
+    ],
+    findings=(Finding("descriptive > short > label-only", "order",
+                      ("descriptive (ours)", "short text", "label only")),),
+))
+
+
+# --- Table 6: text encoders --------------------------------------------------------------------------------------
+def _encoder_rows(scene: str) -> list[Row]:
+    from .text.encoders import ENCODERS
+
+    paper = {"bge-large-en-v1.5": 94.03, "bge-m3": 93.04, "multilingual-e5-large": 92.72}
+    default = vlm_config("ours", scene).text.encoder
+    rows = []
+    for name in ENCODERS.names():
+        spec = ENCODERS.get(name)
+        label = f"{name} ({spec.language}, {spec.family}, {spec.dim}-d)"
+        rows.append(Row(label, "ours", () if name == default else (("text.encoder", name),), paper_oa=paper.get(name)))
+    return rows
+
+
+register(Experiment(
+    "text-encoders", "Frozen text encoder", "Table 6", rows=_encoder_rows,
+    findings=(Finding("bge-large-en-v1.5 > bge-m3 > multilingual-e5-large", "order",
+                      ("bge-large-en-v1.5 (English, BGE, 1024-d)", "bge-m3 (Multilingual, BGE, 1024-d)",
+                       "multilingual-e5-large (Multilingual, E5, 1024-d)")),),
+    notes=("Encoders whose weights are not on this machine are listed as not available here; they run where the "
+           "model is present locally (or with --download where the model hub is reachable).",),
+))
+
+# --- Table 7: with and without text ------------------------------------------------------------------------------
+register(Experiment(
+    "vision-only", "With and without text prompts", "Table 7",
+    rows=lambda scene: [Row("descriptive prompts (VLM, ours)", "ours"),
+                        Row("vision-only (same ViT, linear head, cross-entropy)", "vision_only")],
+    findings=(Finding("prompts > vision-only", "order",
+                      ("descriptive prompts (VLM, ours)", "vision-only (same ViT, linear head, cross-entropy)")),),
+))
+
+# --- Table 8: more baselines -------------------------------------------------------------------------------------
+register(Experiment(
+    "more-baselines", "Pixel-level and training-efficient baselines", "Table 8",
+    rows=lambda scene: [Row("GAF-NAU", "gaf_nau"), Row("FFA + BP (Forward-Forward)", "forward_forward"),
+                        Row("ours", "ours")],
+    findings=(Finding("ours > GAF-NAU > FFA + BP", "order", ("ours", "GAF-NAU", "FFA + BP (Forward-Forward)")),),
+))
+
+
+# --- running the rows --------------------------------------------------------------------------------------------
+def config_key(cfg_dict: dict[str, Any]) -> str:
+    """A short, stable hash of a resolved config without its seed (the seed is the folder below it)."""
+    d = json.loads(json.dumps(cfg_dict))
+    d["train"].pop("seed", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device: str, cache_dir: Path | None,
+                    prompt_file: Path | None, progress: bool, train: bool) -> dict[str, Any] | None:
+    """Train (or reload) our recipe with the row's config changes for one seed."""
+    from .data.splits import random_split
+    from .run import train_run
+
+    cfg = vlm_config(row.system, scene.name).replace(
+        **{k: v for k, v in row.overrides}, **{"train.seed": seed, "data.train_fraction": row.fraction})
+    run_dir = Path(work_dir) / scene.name / "vlm" / f"{cfg.name}-{config_key(cfg.to_dict())}" / f"seed{seed}"
+    if (run_dir / "metrics.json").is_file():
+        m = json.loads((run_dir / "metrics.json").read_text())
+    elif not train:
+        return None
+    else:  # the same split as `hsiclip compare` draws for this seed and share
+        split = random_split(scene.labels, fraction=row.fraction, seed=seed, class_names=scene.class_names)
+        m = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, prompt_file=prompt_file,
+                      progress=progress, overwrite=True)
+    return {"seed": seed, "oa": m["oa"], "aa": m["aa"], "kappa": m["kappa"], "train_s": m["timing"]["train_s"],
+            "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "run": str(run_dir)}
+
+
+def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_dir: Path, compare_dir: Path,
+             epochs: dict[str, int] | None = None, skip: Sequence[str] = (), device: str = "cpu",
+             cache_dir: Path | None = None, prompt_file: Path | None = None, progress: bool = True,
+             train: bool = True, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Per row: its per-seed records (trained where missing) and a status ("" when every seed is there)."""
+    for row in rows:
+        SYSTEMS.get(row.system)
+    out = []
+    for row in rows:
+        if row.system in skip:
+            out.append({"row": row, "records": [], "status": "skipped here (--skip)"})
+            continue
+        records: list[dict[str, Any]] = []
+        status = ""
+        try:
+            if row.overrides:
+                for seed in seeds:
+                    r = _variant_record(scene, row, seed, work_dir, device=device, cache_dir=cache_dir,
+                                        prompt_file=prompt_file, progress=progress, train=train)
+                    if r is not None:
+                        records.append(r)
+            else:
+                records = run_comparison(scene, [row.system], seeds, fraction=row.fraction,
+                                         epochs={k: v for k, v in (epochs or {}).items() if k == row.system},
+                                         work_dir=compare_dir, device=device, cache_dir=cache_dir,
+                                         prompt_file=prompt_file, progress=progress, log=log, train=train)
+        except ConfigError as e:
+            if "could not be loaded" not in str(e) and "needs the package" not in str(e):
+                raise
+            status = "not available here"
+            log(f"{row.label}: {e}")
+        if not status and len(records) < len(seeds):
+            status = "not run yet" if not records else f"{len(records)} of {len(seeds)} seeds"
+        out.append({"row": row, "records": records, "status": status})
+    return out
+
+
+# --- tables ------------------------------------------------------------------------------------------------------
+def _stats(records: Sequence[dict[str, Any]], key: str) -> tuple[float, float]:
+    v = np.asarray([r[key] for r in records], dtype=np.float64)
+    return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+
+
+def summarise_rows(results: Sequence[dict[str, Any]], scene: str) -> list[dict[str, Any]]:
+    table = []
+    for res in results:
+        row, recs = res["row"], res["records"]
+        paper = paper_numbers(row.system, scene) if not row.overrides and row.fraction == 0.1 else {}
+        t: dict[str, Any] = {"label": row.label, "system": row.system, "series": row.series, "x": row.x,
+                             "fraction": row.fraction, "changes": ", ".join(f"{k}={v}" for k, v in row.overrides),
+                             "seeds": " ".join(str(r["seed"]) for r in recs), "status": res["status"],
+                             "epochs": recs[0]["epochs"] if recs else None,
+                             "paper_oa": row.paper_oa if row.paper_oa is not None else paper.get("paper_oa"),
+                             "paper_kappa": row.paper_kappa if row.paper_kappa is not None
+                             else paper.get("paper_kappa")}
+        for key in ("oa", "aa", "kappa", "train_s"):
+            t[f"{key}_mean"], t[f"{key}_std"] = _stats(recs, key)
+        table.append(t)
+    return table
+
+
+def check_findings(table: Sequence[dict[str, Any]], findings: Sequence[Finding]) -> list[str]:
+    """One line per claim of the paper: confirmed, not confirmed (with the numbers), or not checkable here."""
+    by = {t["label"]: t for t in table}
+    lines = []
+    for f in findings:
+        rows = [by.get(label) for label in f.labels]
+        if any(r is None or not r["seeds"] for r in rows):
+            lines.append(f"- Paper: {f.claim}. Not checkable here: a row has no measurement.")
+            continue
+        oa = [r["oa_mean"] for r in rows]  # type: ignore[index]
+        numbers = ", ".join(f"{label} {v:.2f}" for label, v in zip(f.labels, oa, strict=True))
+        ok = all(a > b for a, b in itertools.pairwise(oa)) if f.kind == "order" else oa[0] > max(oa[1:])
+        lines.append(f"- Paper: {f.claim}. {'Confirmed' if ok else '**Not confirmed**'} here ({numbers}).")
+    return lines
+
+
+def _cell(mean: float, std: float) -> str:
+    return "–" if np.isnan(mean) else f"{mean:.2f} ± {std:.2f}"
+
+
+def markdown(exp: Experiment, table: Sequence[dict[str, Any]], *, scene: str, command: str, seeds: Sequence[int],
+             extra: Sequence[str] = ()) -> str:
+    lines = [
+        f"# {exp.title} ({exp.source}), {scene}", "",
+        f"Command: `{command}`", "",
+        f"Machine: {machine()}. Seeds asked: {' '.join(map(str, seeds))}; each seed is one random split (the share "
+        "of labelled pixels per class in the row) shared by every row. OA, AA, κ (×100) are mean ± std (population) "
+        "over the seeds each row lists; train s is the mean training time. The `paper` columns are the numbers "
+        "printed in the paper (bge-large-en-v1.5 text encoder, its hardware), never measured here; ours use the "
+        "recipe's text encoder unless the row changes it.", "",
+        *[f"- {n}" for n in exp.notes],
+        *check_findings(table, exp.findings), "",
+        "| row | changes to the recipe | epochs | seeds | OA | AA | κ | train s | paper OA | paper κ | status |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in table:
+        paper_oa = "–" if t["paper_oa"] is None else f"{t['paper_oa']:.2f}"
+        paper_k = "–" if t["paper_kappa"] is None else f"{t['paper_kappa']:.2f}"
+        train_s = "–" if np.isnan(t["train_s_mean"]) else f"{t['train_s_mean']:.1f}"
+        lines.append(f"| {t['label']} | {t['changes'] or '–'} | {t['epochs'] or '–'} | {t['seeds'] or '–'} "
+                     f"| {_cell(t['oa_mean'], t['oa_std'])} | {_cell(t['aa_mean'], t['aa_std'])} "
+                     f"| {_cell(t['kappa_mean'], t['kappa_std'])} | {train_s} | {paper_oa} | {paper_k} "
+                     f"| {t['status'] or 'done'} |")
+    return "\n".join([*lines, *extra]) + "\n"
+
+
+CSV_COLUMNS = ["label", "system", "changes", "fraction", "epochs", "seeds", "status", "oa_mean", "oa_std", "aa_mean",
+               "aa_std", "kappa_mean", "kappa_std", "train_s_mean", "paper_oa", "paper_kappa"]
+
+
+def write_csv(table: Sequence[dict[str, Any]], path: Path) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for t in table:
+            w.writerow(["" if t[c] is None or (isinstance(t[c], float) and np.isnan(t[c])) else
+                        (f"{t[c]:.4f}" if isinstance(t[c], float) else t[c]) for c in CSV_COLUMNS])
+
+
+def output_stem(out_dir: Path, name: str, scene: str) -> Path:
+    """results/<name> on Indian Pines (the paper's tables), results/<name>_<scene> on any other scene."""
+    return Path(out_dir) / (name if scene == "indian_pines" else f"{name}_{scene}")
+
+
+def reproduce(name: str, scene: Scene, seeds: Sequence[int], *, out_dir: Path, work_dir: Path, compare_dir: Path,
+              command: str, epochs: dict[str, int] | None = None, skip: Sequence[str] = (), device: str = "cpu",
+              cache_dir: Path | None = None, prompt_file: Path | None = None, progress: bool = True,
+              train: bool = True, log: Callable[[str], None] = print) -> list[Path]:
+    """Run experiment `name` (training what is missing) and write its md/csv/png; return the paths written."""
+    exp = EXPERIMENTS.get(name)
+    stem = output_stem(out_dir, name, scene.name)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    kw = {"work_dir": work_dir, "compare_dir": compare_dir, "epochs": epochs, "skip": skip, "device": device,
+          "cache_dir": cache_dir, "prompt_file": prompt_file, "progress": progress, "train": train, "log": log}
+    t0 = time.perf_counter()
+    if exp.figure is not None:
+        paths = exp.figure(scene, seeds, stem=stem, command=command, **kw)
+        log(f"{name}: {time.perf_counter() - t0:.0f} s")
+        return paths
+    results = run_rows(scene, exp.rows(scene.name), seeds, **kw)
+    table = summarise_rows(results, scene.name)
+    md, csv_path, png = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".png")
+    md.write_text(markdown(exp, table, scene=scene.name, command=command, seeds=seeds))
+    write_csv(table, csv_path)
+    from .plots import experiment_figure
+
+    fig = experiment_figure(table, title=f"{scene.name}: {exp.title} ({exp.source})", x_label=exp.x_label,
+                            log_x=exp.log_x)
+    fig.savefig(png, dpi=150)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    log(f"{name}: {time.perf_counter() - t0:.0f} s")
+    return [md, csv_path, png]
+
+
+from . import figures as _figures  # noqa: E402,F401  (registers the figure experiments)
