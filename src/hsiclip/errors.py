@@ -15,3 +15,7 @@ class DataError(HsiclipError):
 
 class ConfigError(HsiclipError):
     """A configuration value, a name or an option is invalid."""
+
+
+class EncoderUnavailableError(ConfigError):
+    """A text encoder's weights are not on this machine (its package is missing or the model is not cached)."""

@@ -119,7 +119,10 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
             if np.isnan(t["oa_mean"]):
                 ax.annotate(t["status"] or "not run", (i, ax.get_ylim()[0]), xytext=(0, 6), textcoords="offset points",
                             ha="center", fontsize=7, rotation=90, va="bottom", color="0.4")
-        ax.set_xticks(pos, ["\n".join(_wrap(t["label"], 22)) for t in table], fontsize=8)
+        for t in has:
+            ax.annotate(f"{t['oa_mean']:.2f}", (table.index(t), t["oa_mean"] + t["oa_std"]), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=8)
+        ax.set_xticks(pos, ["\n".join(_wrap(t["label"], 22)) + _budget(t) for t in table], fontsize=8)
     values = [t["oa_mean"] - t["oa_std"] for t in has] + [t["paper_oa"] for t in table if t["paper_oa"] is not None]
     if values:
         top = max([t["oa_mean"] + t["oa_std"] for t in has] + [t["paper_oa"] or 0 for t in table])
@@ -130,6 +133,12 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
     if title:
         ax.set_title(title, fontsize=10)
     return fig
+
+
+def _budget(t: dict) -> str:
+    """A reduced epoch budget, for an axis label."""
+    e, paper = t.get("epochs"), t.get("paper_epochs")
+    return f"\n({e} of {paper} epochs)" if e is not None and paper is not None and e < paper else ""
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .compare import SYSTEMS, machine, run_comparison, vlm_config
 from .data.scenes import Scene
-from .errors import ConfigError
+from .errors import EncoderUnavailableError
 from .registry import Registry
 from .report import paper_numbers
 
@@ -215,7 +215,8 @@ def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device
         m = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, prompt_file=prompt_file,
                       progress=progress, overwrite=True)
     return {"seed": seed, "oa": m["oa"], "aa": m["aa"], "kappa": m["kappa"], "train_s": m["timing"]["train_s"],
-            "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "run": str(run_dir)}
+            "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "paper_epochs": cfg.train.epochs,
+            "run": str(run_dir)}
 
 
 def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_dir: Path, compare_dir: Path,
@@ -244,9 +245,7 @@ def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_di
                                          epochs={k: v for k, v in (epochs or {}).items() if k == row.system},
                                          work_dir=compare_dir, device=device, cache_dir=cache_dir,
                                          prompt_file=prompt_file, progress=progress, log=log, train=train)
-        except ConfigError as e:
-            if "could not be loaded" not in str(e) and "needs the package" not in str(e):
-                raise
+        except EncoderUnavailableError as e:
             status = "not available here"
             log(f"{row.label}: {e}")
         if not status and len(records) < len(seeds):
@@ -270,6 +269,7 @@ def summarise_rows(results: Sequence[dict[str, Any]], scene: str) -> list[dict[s
                              "fraction": row.fraction, "changes": ", ".join(f"{k}={v}" for k, v in row.overrides),
                              "seeds": " ".join(str(r["seed"]) for r in recs), "status": res["status"],
                              "epochs": recs[0]["epochs"] if recs else None,
+                             "paper_epochs": recs[0]["paper_epochs"] if recs else None,
                              "paper_oa": row.paper_oa if row.paper_oa is not None else paper.get("paper_oa"),
                              "paper_kappa": row.paper_kappa if row.paper_kappa is not None
                              else paper.get("paper_kappa")}
@@ -291,8 +291,21 @@ def check_findings(table: Sequence[dict[str, Any]], findings: Sequence[Finding])
         oa = [r["oa_mean"] for r in rows]  # type: ignore[index]
         numbers = ", ".join(f"{label} {v:.2f}" for label, v in zip(f.labels, oa, strict=True))
         ok = all(a > b for a, b in itertools.pairwise(oa)) if f.kind == "order" else oa[0] > max(oa[1:])
-        lines.append(f"- Paper: {f.claim}. {'Confirmed' if ok else '**Not confirmed**'} here ({numbers}).")
+        reduced = [f"{r['label']} ran {r['epochs']} of {r['paper_epochs']} epochs" for r in rows  # type: ignore[index]
+                   if _reduced(r)]
+        lines.append(f"- Paper: {f.claim}. {'Confirmed' if ok else '**Not confirmed**'} here ({numbers})."
+                     + (f" Not a fair test: {'; '.join(reduced)}." if reduced else ""))
     return lines
+
+
+def _reduced(t: dict[str, Any]) -> bool:
+    return t.get("epochs") is not None and t.get("paper_epochs") is not None and t["epochs"] < t["paper_epochs"]
+
+
+def _epochs(t: dict[str, Any]) -> str:
+    if t["epochs"] is None:
+        return "–"
+    return f"**{t['epochs']}** ({t['paper_epochs']})" if _reduced(t) else str(t["epochs"])
 
 
 def _cell(mean: float, std: float) -> str:
@@ -308,17 +321,19 @@ def markdown(exp: Experiment, table: Sequence[dict[str, Any]], *, scene: str, co
         "of labelled pixels per class in the row) shared by every row. OA, AA, κ (×100) are mean ± std (population) "
         "over the seeds each row lists; train s is the mean training time. The `paper` columns are the numbers "
         "printed in the paper (bge-large-en-v1.5 text encoder, its hardware), never measured here; ours use the "
-        "recipe's text encoder unless the row changes it.", "",
+        "recipe's text encoder unless the row changes it. `epochs` in bold: a reduced budget, the paper's count in "
+        "brackets.", "",
         *[f"- {n}" for n in exp.notes],
         *check_findings(table, exp.findings), "",
-        "| row | changes to the recipe | epochs | seeds | OA | AA | κ | train s | paper OA | paper κ | status |",
+        "| row | changes to the recipe | epochs (paper's) | seeds | OA | AA | κ | train s | paper OA | paper κ "
+        "| status |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for t in table:
         paper_oa = "–" if t["paper_oa"] is None else f"{t['paper_oa']:.2f}"
         paper_k = "–" if t["paper_kappa"] is None else f"{t['paper_kappa']:.2f}"
         train_s = "–" if np.isnan(t["train_s_mean"]) else f"{t['train_s_mean']:.1f}"
-        lines.append(f"| {t['label']} | {t['changes'] or '–'} | {t['epochs'] or '–'} | {t['seeds'] or '–'} "
+        lines.append(f"| {t['label']} | {t['changes'] or '–'} | {_epochs(t)} | {t['seeds'] or '–'} "
                      f"| {_cell(t['oa_mean'], t['oa_std'])} | {_cell(t['aa_mean'], t['aa_std'])} "
                      f"| {_cell(t['kappa_mean'], t['kappa_std'])} | {train_s} | {paper_oa} | {paper_k} "
                      f"| {t['status'] or 'done'} |")

