@@ -9,7 +9,7 @@ from conftest import make_tiny_scene
 
 from hsiclip import compare, figures, reproduce, run
 from hsiclip.cli import main
-from hsiclip.reproduce import EXPERIMENTS, ORDER, Finding, check_findings, config_key
+from hsiclip.reproduce import EXPERIMENTS, ORDER, Finding, Row, check_findings, variant_dir
 
 
 @pytest.fixture
@@ -52,9 +52,9 @@ def test_table_experiment_end_to_end_resumes_without_training(tmp_path, tiny_pro
     assert rows[0]["changes"] == "loss.negatives=semi" and rows[2]["changes"] == ""
     # the unchanged recipe is the comparison's `ours` record; the variants are run folders keyed by their config
     assert (tmp_path / "compare" / "tiny" / "paper" / "ours" / "seed1-ep6.json").is_file()
-    variants = sorted(p.name for p in (tmp_path / "work" / "tiny" / "vlm").iterdir())
-    assert len(variants) == 2 and all((tmp_path / "work" / "tiny" / "vlm" / v / "seed1" / "metrics.json").is_file()
-                                      for v in variants)
+    variants = sorted(p.name for p in (tmp_path / "work" / "tiny" / "vlm" / "ours").iterdir())
+    assert variants == ["loss.negatives=hard", "loss.negatives=semi"]
+    assert all((tmp_path / "work" / "tiny" / "vlm" / "ours" / v / "seed1" / "metrics.json").is_file() for v in variants)
     md = paths[0].read_text()
     assert "Paper: full > without semi-hard > without hard." in md and "Command: `hsiclip reproduce ...`" in md
 
@@ -75,10 +75,11 @@ def test_table_experiment_end_to_end_resumes_without_training(tmp_path, tiny_pro
     assert status["minilm"] == "" and status["bge-large-en-v1.5"] == "not available here"
 
 
-def test_config_key_ignores_the_seed_only():
-    cfg = compare.vlm_config("ours", "indian_pines")
-    assert config_key(cfg.replace(**{"train.seed": 3}).to_dict()) == config_key(cfg.to_dict())
-    assert config_key(cfg.replace(**{"train.batch_size": 8}).to_dict()) != config_key(cfg.to_dict())
+def test_variant_folders_are_named_by_their_changes(tmp_path):
+    row = Row("x", "ours", (("text.encoder", "BAAI/bge-m3"), ("train.batch_size", 8)), fraction=0.2)
+    assert variant_dir(tmp_path, "ip", row) == tmp_path / "ip" / "vlm" / "ours" / (
+        "text.encoder=BAAI_bge-m3,train.batch_size=8-frac0.2")
+    assert variant_dir(tmp_path, "ip", Row("y")).name == "recipe"
 
 
 def test_findings_confirmed_reversed_or_not_checkable():

@@ -202,7 +202,9 @@ def compare(
     scene: Annotated[str, typer.Option(help="Registered scene.")] = "indian_pines",
     models: Annotated[str, typer.Option(help="Comma-separated systems, or 'all' (see `--list`).")] = "all",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each seed is one split shared by all.")] = "0",
-    protocol: Annotated[str, typer.Option(help="How labelled pixels are split: paper (random share).")] = "paper",
+    protocol: Annotated[str, typer.Option(
+        help="How labelled pixels are split: paper (random share), leakfree (spatially disjoint, preprocessing "
+             "fitted on training pixels), or both: paper,leakfree (adds results/protocols.md).")] = "paper",
     fraction: Annotated[float, typer.Option(help="Share of labelled pixels per class used for training.")] = 0.1,
     epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run system NAME for N epochs (repeatable).")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Cap every system's epochs (stated in the table).")] = None,
@@ -220,8 +222,8 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Train every system on the same splits; write the comparison table, CSV and OA-vs-FLOPs figure."""
-    from .compare import ALL_SYSTEMS, SYSTEMS, machine, resolve_epochs, run_comparison
-    from .report import write_report
+    from .compare import ALL_SYSTEMS, PROTOCOLS, SYSTEMS, machine, resolve_epochs, run_comparison
+    from .report import protocols_markdown, write_report
 
     if list_:
         table = Table(title="comparison systems (`--models all` runs them in this order)")
@@ -242,16 +244,28 @@ def compare(
     seed_list = _parse_seeds(seeds)
     dev = resolve_device(device)
     data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
-    records = run_comparison(data, names, seed_list, protocol=protocol, fraction=fraction,
-                             epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
-                             device=dev, cache_dir=cache_dir(), progress=not quiet,
-                             log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"),
-                             train=not no_train)
-    if not records:
-        raise ConfigError("no finished (system, seed) pairs to tabulate; run without --no-train first")
+    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
+    for p in protocols:
+        PROTOCOLS.get(p)
     command = "hsiclip " + shlex.join(STATE["argv"])
-    paths = write_report(records, out, command=command, machine=machine(), notes=note or [])
-    console.print("wrote " + ", ".join(str(p) for p in paths))
+    by_protocol = {}
+    for p in protocols:
+        records = run_comparison(data, names, seed_list, protocol=p, fraction=fraction,
+                                 epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
+                                 device=dev, cache_dir=cache_dir(), progress=not quiet,
+                                 log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"),
+                                 train=not no_train)
+        if not records:
+            raise ConfigError(f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without "
+                              "--no-train first")
+        paths = write_report(records, out, command=command, machine=machine(), notes=note or [])
+        console.print("wrote " + ", ".join(str(x) for x in paths))
+        by_protocol[p] = records
+    if "paper" in by_protocol and "leakfree" in by_protocol:
+        md = out / ("protocols.md" if scene == "indian_pines" else f"protocols_{scene}.md")
+        md.write_text(protocols_markdown(by_protocol["paper"], by_protocol["leakfree"], command=command,
+                                         machine=machine()))
+        console.print(f"wrote {md}")
 
 
 @app.command()

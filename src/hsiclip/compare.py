@@ -31,7 +31,7 @@ from . import __version__
 from .config import RunConfig, TrainConfig, load_config
 from .data.preprocess import SpectralPCA
 from .data.scenes import Scene
-from .data.splits import Split, random_split
+from .data.splits import Split, disjoint_split, missing_in_test, random_split
 from .data.windows import WindowSampler
 from .efficiency import count_parameters, flops_per_sample
 from .engine import predict, train_model
@@ -107,37 +107,70 @@ def default_epochs(name: str, scene: str) -> int | None:
     return None
 
 
-# Protocols: how the labelled pixels are split for a seed. The paper's: a random share per class.
-PROTOCOLS: Registry[Callable[..., Split]] = Registry("protocol")
+@dataclass(frozen=True)
+class Protocol:
+    """How the labelled pixels of a scene are split for a seed, and what preprocessing may look at."""
+
+    name: str
+    split: Callable[[Scene, int, float, int], Split]  # (scene, seed, training share, window) -> split
+    fit_on_train: bool  # PCA and scaling fitted on the training pixels only
+    description: str
 
 
-def _paper_protocol(scene: Scene, seed: int, fraction: float) -> Split:
-    return random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+PROTOCOLS.register("paper", Protocol(
+    "paper", lambda scene, seed, fraction, window: random_split(scene.labels, fraction=fraction, seed=seed,
+                                                                class_names=scene.class_names),
+    False, "a random share of each class's labelled pixels for training, the rest for testing; PCA fitted on every "
+    "pixel of the scene (the paper's and DCTN's protocol); test windows overlap training pixels"))
+PROTOCOLS.register("leakfree", Protocol(
+    "leakfree", lambda scene, seed, fraction, window: disjoint_split(scene.labels, fraction=fraction, window=window,
+                                                                     seed=seed, class_names=scene.class_names),
+    True, "per class, a compact region holding the training share; every labelled pixel within half a window of a "
+    "training pixel is left out, so no test window contains a training pixel (the window is the largest of the "
+    "systems compared: `-w<N>` in the protocol's name); PCA and scaling fitted on the training pixels only"))
 
 
-PROTOCOLS.register("paper", _paper_protocol)
+def system_window(name: str, scene: str) -> int:
+    """The spatial window a system reads around each pixel (1 for the pixel classifiers)."""
+    kind = SYSTEMS.get(name).kind
+    if kind == "vlm":
+        return vlm_config(name, scene).model.window
+    return get_baseline(name).window if kind == "baseline" else 1
 
 
-def baseline_input(cube: np.ndarray, pca_components: int, seed: int = 0) -> np.ndarray:
-    """A baseline's input cube: `pca_components` whitened PCA components, or (0) every band min-max scaled."""
+def protocol_tag(protocol: str, names: Sequence[str], scene: str) -> tuple[str, int]:
+    """The protocol's name as recorded (the leak-free one carries its window) and that window."""
+    window = max(system_window(n, scene) for n in names)
+    return (protocol if protocol == "paper" else f"{protocol}-w{window}"), window
+
+
+def baseline_input(cube: np.ndarray, pca_components: int, seed: int = 0,
+                   fit_index: np.ndarray | None = None) -> np.ndarray:
+    """A baseline's input cube: `pca_components` whitened PCA components, or (0) every band min-max scaled.
+
+    The PCA or the min-max range is fitted on every pixel, or on the pixels `fit_index` (flat) only.
+    """
+    pixels = cube.reshape(-1, cube.shape[-1])
+    fit_on = pixels if fit_index is None else pixels[fit_index]
     if pca_components:
-        return SpectralPCA.fit_cube(cube, pca_components, seed=seed).transform(cube)
-    lo, hi = float(cube.min()), float(cube.max())
+        return SpectralPCA.fit(fit_on, pca_components, seed=seed).transform(cube)
+    lo, hi = float(fit_on.min()), float(fit_on.max())
     return ((cube.astype(np.float32) - lo) / max(hi - lo, 1e-12)).astype(np.float32)
 
 
 def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 0.1, split: Split | None = None,
                    epochs: int | None = None, device: str = "cpu", progress: bool = True,
-                   save_to: Path | None = None) -> dict[str, Any]:
+                   save_to: Path | None = None, fit_on_train: bool = False) -> dict[str, Any]:
     """Train baseline `name` on `scene` and return test metrics, parameters, FLOPs per sample and timings.
 
     `epochs` overrides the paper's count (for reduced-epoch tables, which must say so). `save_to` (a .pt path)
-    keeps the weights and the test predictions.
+    keeps the weights and the test predictions. `fit_on_train` fits the input's PCA/scaling on training pixels only.
     """
     spec = get_baseline(name)
     torch.manual_seed(seed)
     split = split or random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
-    cube = baseline_input(scene.cube, spec.pca_for(scene.name), seed)
+    cube = baseline_input(scene.cube, spec.pca_for(scene.name), seed, split.train if fit_on_train else None)
     k = cube.shape[-1]
     sampler = WindowSampler(cube, spec.window, device)
     labels = scene.targets
@@ -161,12 +194,14 @@ def train_baseline(name: str, scene: Scene, seed: int = 0, *, fraction: float = 
 
 
 def train_classical(name: str, scene: Scene, seed: int = 0, *, fraction: float = 0.1,
-                    split: Split | None = None) -> dict[str, Any]:
+                    split: Split | None = None, fit_on_train: bool = False) -> dict[str, Any]:
     """An RBF SVM ("svm") or a random forest ("rf") on whitened PCA pixel spectra, scored like the others."""
     factory = CLASSICAL.get(name)
     split = split or random_split(scene.labels, fraction=fraction, seed=seed, class_names=scene.class_names)
     k = min(CLASSICAL_PCA, scene.cube.shape[-1])
-    features = SpectralPCA.fit_cube(scene.cube, k, seed=seed).transform(scene.cube).reshape(-1, k)
+    pixels = scene.cube.reshape(-1, scene.cube.shape[-1])
+    pca = SpectralPCA.fit(pixels[split.train] if fit_on_train else pixels, k, seed=seed)
+    features = pca.transform(scene.cube).reshape(-1, k)
     labels = scene.targets
     model = factory(seed)
     t0 = time.perf_counter()
@@ -184,10 +219,12 @@ def train_classical(name: str, scene: Scene, seed: int = 0, *, fraction: float =
 
 
 def _train_vlm(name: str, scene: Scene, seed: int, split: Split, epochs: int, device: str, run_dir: Path,
-               cache_dir: Path | None, progress: bool, prompt_file: Path | None = None) -> dict[str, Any]:
+               cache_dir: Path | None, progress: bool, prompt_file: Path | None = None,
+               fit_on_train: bool = False) -> dict[str, Any]:
     from .run import load_run, train_run
 
-    cfg = vlm_config(name, scene.name).replace(**{"train.seed": seed, "train.epochs": epochs})
+    cfg = vlm_config(name, scene.name).replace(**{"train.seed": seed, "train.epochs": epochs,
+                                                  "data.pca_fit": "train" if fit_on_train else None})
     metrics = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, progress=progress,
                         prompt_file=prompt_file, overwrite=True)
     model = load_run(run_dir, device).model
@@ -232,10 +269,11 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
     All systems see the same split for a given seed. Records are written atomically, so a comparison killed at
     any point resumes with the pairs it had finished. `train=False` only collects the finished pairs.
     """
-    split_for = PROTOCOLS.get(protocol)
+    proto = PROTOCOLS.get(protocol)
     for name in names:  # fail on any unknown name before training anything
         if SYSTEMS.get(name).kind == "baseline":
             get_baseline(name)
+    tag, window = protocol_tag(protocol, names, scene.name)
     unknown = set(epochs or {}) - set(names)
     if unknown:
         raise ConfigError(f"epochs given for {sorted(unknown)}, which are not compared here")
@@ -245,7 +283,7 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
     for name, seed in tqdm(pairs, desc="compare", unit="run", disable=not progress):
         system = SYSTEMS.get(name)
         n_epochs = resolve_epochs(name, scene.name, epochs, max_epochs)
-        stem = record_path(work_dir, scene.name, protocol, fraction, name, seed, n_epochs)
+        stem = record_path(work_dir, scene.name, tag, fraction, name, seed, n_epochs)
         path = stem.with_suffix(".json")
         if path.is_file():
             records.append(json.loads(path.read_text()))
@@ -254,24 +292,26 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
             log(f"{system.label}, seed {seed}: not run yet ({n_epochs or '-'} epochs), left out")
             continue
         if seed not in splits:
-            splits[seed] = split_for(scene, seed, fraction)
+            splits[seed] = proto.split(scene, seed, fraction, window)
         split = splits[seed]
         path.parent.mkdir(parents=True, exist_ok=True)
         log(f"{system.label}, seed {seed}: {n_epochs or '-'} epochs")
         if system.kind == "vlm":
             assert n_epochs is not None
-            m = _train_vlm(name, scene, seed, split, n_epochs, device, stem, cache_dir, progress, prompt_file)
+            m = _train_vlm(name, scene, seed, split, n_epochs, device, stem, cache_dir, progress, prompt_file,
+                           proto.fit_on_train)
         elif system.kind == "baseline":
             m = train_baseline(name, scene, seed, split=split, epochs=n_epochs, device=device, progress=progress,
-                               save_to=stem.with_suffix(".pt"))
+                               save_to=stem.with_suffix(".pt"), fit_on_train=proto.fit_on_train)
         else:
-            m = train_classical(name, scene, seed, split=split)
+            m = train_classical(name, scene, seed, split=split, fit_on_train=proto.fit_on_train)
         record = {
-            "model": name, "label": system.label, "kind": system.kind, "scene": scene.name, "protocol": protocol,
+            "model": name, "label": system.label, "kind": system.kind, "scene": scene.name, "protocol": tag,
             "fraction": fraction, "seed": seed, "epochs": n_epochs, "paper_epochs": default_epochs(name, scene.name),
             **{k: m[k] for k in ("oa", "aa", "kappa", "per_class", "confusion", "trainable_params", "flops",
                                  "train_s", "infer_s")},
             "class_names": list(scene.class_names), "n_train": len(split.train), "n_test": len(split.test),
+            "classes_missing_in_test": [scene.class_names[c - 1] for c in missing_in_test(split, scene.labels)],
             "device": device, "machine": machine(), "hsiclip": __version__, "torch": torch.__version__,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         }

@@ -24,6 +24,8 @@ class DataConfig:
     #                          unwhitened on validation pixels: results/recipe_selection_window.md)
     train_fraction: float = 0.1  # per-class share of labelled pixels used for training (paper: 10%)
     train_count: int | None = None  # per-class number of training pixels; overrides train_fraction when set
+    pca_fit: str = "scene"  # "scene": PCA fitted on every pixel (the paper's protocol); "train": on the training
+    #                         pixels only (the leak-free protocol: nothing is learnt from test pixels)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def validate(cfg: RunConfig) -> None:
         (0.0 < d.train_fraction < 1.0, f"data.train_fraction must be in (0, 1) (got {d.train_fraction})"),
         (d.train_count is None or d.train_count > 0, "data.train_count must be positive"),
         (d.pca_components > 0, "data.pca_components must be positive"),
+        (d.pca_fit in ("scene", "train"), f"data.pca_fit must be 'scene' or 'train' (got {d.pca_fit!r})"),
         (t.epochs > 0 and t.batch_size > 0 and t.lr > 0, "train.epochs, batch_size and lr must be positive"),
         (lo.negatives in ("hard+semi", "hard", "semi", "all"),
          f"loss.negatives must be one of hard+semi, hard, semi, all (got {lo.negatives!r})"),

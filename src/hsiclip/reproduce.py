@@ -5,8 +5,8 @@ comparison baseline) at one training share, trained once per seed. Results are c
 
 - a row that *is* a comparison system (the paper recipe, M-CLS CLIP, DCTN, vision-only, ...) reuses the records of
   `hsiclip compare` (`run_comparison`, same work folder, same split per seed), so nothing is trained twice;
-- a row that changes our recipe (another loss, batch size, prompt type, text encoder) is a run folder keyed by a
-  hash of its resolved config, `<work>/<scene>/vlm/<recipe>-<hash>/seed<S>`.
+- a row that changes our recipe (another loss, batch size, prompt type, text encoder) is a run folder named by
+  its changes, `<work>/<scene>/vlm/<system>/<section.field=value,...>/seed<S>`.
 
 A second call with nothing changed trains nothing. Figure experiments (`embeddings`, `loss-landscape`, `maps`) work
 on the trained comparison runs of `ours` and `mcls_clip` (and the Table 1 baselines for `maps`).
@@ -14,7 +14,6 @@ on the trained comparison runs of `ours` and `mcls_clip` (and the Table 1 baseli
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import time
@@ -190,11 +189,15 @@ register(Experiment(
 
 
 # --- running the rows --------------------------------------------------------------------------------------------
-def config_key(cfg_dict: dict[str, Any]) -> str:
-    """A short, stable hash of a resolved config without its seed (the seed is the folder below it)."""
-    d = json.loads(json.dumps(cfg_dict))
-    d["train"].pop("seed", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+def variant_dir(work_dir: Path, scene: str, row: Row) -> Path:
+    """The run folders of a recipe variant: `<work>/<scene>/vlm/<system>/<changes>[-frac<f>]`, one `seed<S>` each.
+
+    Keyed by what the row changes (readable, and stable when the config gains a field with a default), not by the
+    whole resolved config; each run folder keeps its full `config.json`.
+    """
+    changes = ",".join(f"{k}={v}" for k, v in row.overrides).replace("/", "_") or "recipe"
+    return Path(work_dir) / scene / "vlm" / row.system / (changes + ("" if row.fraction == 0.1 else
+                                                                     f"-frac{row.fraction:g}"))
 
 
 def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device: str, cache_dir: Path | None,
@@ -205,7 +208,7 @@ def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device
 
     cfg = vlm_config(row.system, scene.name).replace(
         **{k: v for k, v in row.overrides}, **{"train.seed": seed, "data.train_fraction": row.fraction})
-    run_dir = Path(work_dir) / scene.name / "vlm" / f"{cfg.name}-{config_key(cfg.to_dict())}" / f"seed{seed}"
+    run_dir = variant_dir(work_dir, scene.name, row) / f"seed{seed}"
     if (run_dir / "metrics.json").is_file():
         m = json.loads((run_dir / "metrics.json").read_text())
     elif not train:

@@ -72,8 +72,11 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
                                   seed=cfg.train.seed, class_names=scene.class_names)
     feats = text_features(cfg, scene.class_names, prompt_file, cache_dir, allow_download)
 
-    # paper protocol: PCA fitted on every pixel of the scene (labelled or not), as the DCTN code does
-    pca = SpectralPCA.fit_cube(scene.cube, cfg.data.pca_components, whiten=cfg.data.pca_whiten, seed=cfg.train.seed)
+    # paper protocol: PCA fitted on every pixel of the scene (labelled or not), as the DCTN code does; leak-free:
+    # on the training pixels only
+    pixels = scene.cube.reshape(-1, scene.cube.shape[-1])
+    pca = SpectralPCA.fit(pixels if cfg.data.pca_fit == "scene" else pixels[split.train], cfg.data.pca_components,
+                          whiten=cfg.data.pca_whiten, seed=cfg.train.seed)
     sampler = WindowSampler(pca.transform(scene.cube), cfg.model.window, device)
     labels = scene.targets
 

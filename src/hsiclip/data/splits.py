@@ -66,3 +66,59 @@ def holdout(split: Split, labels: np.ndarray, fraction: float = 0.2, seed: int =
         val.append(idx[:n_val])
         keep.append(idx[n_val:])
     return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
+
+
+def disjoint_split(labels: np.ndarray, *, fraction: float = 0.1, window: int = 25, seed: int = 0,
+                   class_names: tuple[str, ...] | None = None, directions: int = 16) -> Split:
+    """A spatially disjoint split: no test pixel's `window` x `window` window contains a training pixel.
+
+    Per class (rarest first), the training pixels are the round(`fraction` * n) (at least 1) pixels of that class
+    furthest along one direction: one compact region at one side of the class's extent. Of `directions` candidate
+    directions (seeded offset), the one kept leaves the most classes with some test pixels, and then the most
+    labelled pixels outside the margin. Every labelled pixel within `window // 2` pixels (Chebyshev
+    distance) of a training pixel of any class is then dropped from the test set, so train and test windows are
+    disjoint both ways (overlapping windows inflate accuracy: Liang et al., TGRS 2017; Nalepa et al., GRSL 2019).
+    A class whose pixels all lie within the margin of its own training region keeps no test pixel
+    (`missing_in_test`): the scene does not allow both there.
+    """
+    from scipy import ndimage
+
+    h, w = labels.shape
+    flat = labels.reshape(-1)
+    labelled = flat > 0
+    rng = np.random.default_rng(seed)
+    rows, cols = np.divmod(np.arange(h * w), w)
+
+    def margin(mask: np.ndarray) -> np.ndarray:
+        return ndimage.maximum_filter(mask.reshape(h, w), size=window, mode="constant").reshape(-1)
+
+    classes = [c for c in range(1, int(flat.max()) + 1) if (flat == c).any()]
+    if not classes:
+        raise DataError("the label map has no labelled pixels (all zero)")
+    train = np.zeros(h * w, dtype=bool)
+    for c in sorted(classes, key=lambda c: int((flat == c).sum())):
+        idx = np.flatnonzero(flat == c)
+        n_train = max(1, round(fraction * idx.size))
+        if n_train >= idx.size:
+            name = class_names[c - 1] if class_names and c <= len(class_names) else f"class {c}"
+            raise DataError(f"{name} has only {idx.size} labelled pixels: a {fraction:.0%} training split leaves "
+                            "none for testing; lower the training share or drop the class")
+        best, best_score = None, None
+        for angle in rng.uniform(0, 2 * np.pi) + np.arange(directions) * 2 * np.pi / directions:
+            along = rows[idx] * np.sin(angle) + cols[idx] * np.cos(angle)
+            cap = idx[np.argsort(-along, kind="stable")[:n_train]]
+            trial = train.copy()
+            trial[cap] = True
+            free = labelled & ~margin(trial)
+            score = (int(np.unique(flat[free]).size), int(free.sum()))  # classes left in test, then test pixels
+            if best_score is None or score > best_score:
+                best, best_score = cap, score
+        train[best] = True
+    test = labelled & ~margin(train)
+    return Split(np.flatnonzero(train), np.flatnonzero(test))
+
+
+def missing_in_test(split: Split, labels: np.ndarray) -> list[int]:
+    """Classes (1..C) with training pixels but no test pixel."""
+    flat = labels.reshape(-1)
+    return sorted(set(np.unique(flat[split.train]).tolist()) - set(np.unique(flat[split.test]).tolist()))

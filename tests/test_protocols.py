@@ -1,0 +1,82 @@
+"""The leak-free protocol: spatially disjoint splits, preprocessing fitted on training pixels, both protocols compared."""
+
+import numpy as np
+import pytest
+from conftest import make_tiny_scene
+from scipy import ndimage
+
+from hsiclip.compare import PROTOCOLS, baseline_input, protocol_tag, run_comparison
+from hsiclip.data.splits import disjoint_split, missing_in_test
+from hsiclip.errors import DataError
+from hsiclip.report import protocols_markdown
+
+
+def _blobs(h=60, w=60):
+    """Four classes in rectangles of different sizes, one of them too small to keep test pixels at a wide margin."""
+    labels = np.zeros((h, w), dtype=np.int64)
+    labels[2:30, 2:40] = 1
+    labels[35:58, 5:25] = 2
+    labels[33:58, 30:58] = 3
+    labels[5:9, 45:49] = 4  # 16 pixels
+    return labels
+
+
+@pytest.mark.parametrize("window", [5, 9, 15])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_test_window_contains_a_training_pixel(window, seed):
+    labels = _blobs()
+    split = disjoint_split(labels, fraction=0.1, window=window, seed=seed)
+    flat = labels.reshape(-1)
+    for c in range(1, 5):  # the training share per class, as the random split takes it
+        n = int((flat == c).sum())
+        assert int((flat[split.train] == c).sum()) == max(1, round(0.1 * n))
+    train = np.zeros(labels.size, dtype=bool)
+    train[split.train] = True
+    # Chebyshev distance from every pixel to the nearest training pixel
+    dist = ndimage.distance_transform_cdt(~train.reshape(labels.shape), metric="chessboard").reshape(-1)
+    assert dist[split.test].min() > window // 2
+    assert not set(split.train) & set(split.test) and (flat[split.test] > 0).all()
+    # everything far enough from training pixels is kept for testing
+    assert set(split.test) == set(np.flatnonzero((flat > 0) & (dist > window // 2)))
+    assert np.array_equal(split.test, disjoint_split(labels, fraction=0.1, window=window, seed=seed).test)
+
+
+def test_classes_stay_in_both_where_the_scene_allows():
+    labels = _blobs()
+    assert missing_in_test(disjoint_split(labels, window=5, seed=0), labels) == []
+    # a 4 x 4 class cannot keep a test pixel 7 pixels away from its own training pixel
+    assert missing_in_test(disjoint_split(labels, window=15, seed=0), labels) == [4]
+    with pytest.raises(DataError, match="leaves none for testing"):
+        disjoint_split(labels, fraction=0.99, window=5)
+
+
+def test_preprocessing_fitted_on_training_pixels_ignores_test_pixels():
+    scene = make_tiny_scene(bands=20)
+    split = PROTOCOLS.get("leakfree").split(scene, 0, 0.2, 5)
+    cube = scene.cube.copy()
+    cube.reshape(-1, 20)[split.test] *= 5.0  # any change to test pixels ...
+    for k in (4, 0):  # PCA input, and every band min-max scaled
+        a = baseline_input(scene.cube, k, 0, split.train).reshape(-1, k or 20)[split.train]
+        b = baseline_input(cube, k, 0, split.train).reshape(-1, k or 20)[split.train]
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)  # ... leaves the training pixels' input alone
+        c = baseline_input(cube, k, 0).reshape(-1, k or 20)[split.train]
+        assert not np.allclose(a, c, atol=1e-3)  # whereas fitting on every pixel sees them
+
+
+def test_compare_under_both_protocols(tmp_path):
+    scene = make_tiny_scene(h=40, w=40, bands=20)
+    assert protocol_tag("leakfree", ["ssftt", "rf"], "tiny") == ("leakfree-w13", 13)
+    assert protocol_tag("paper", ["hybridsn"], "tiny") == ("paper", 25)
+    kw = {"work_dir": tmp_path, "progress": False, "log": lambda m: None, "fraction": 0.2}
+    paper = run_comparison(scene, ["rf", "svm"], [0, 1], **kw)
+    leak = run_comparison(scene, ["rf", "svm"], [0, 1], protocol="leakfree", **kw)
+    assert {r["protocol"] for r in leak} == {"leakfree-w1"}  # pixel classifiers: a margin of 0
+    assert (tmp_path / "tiny" / "leakfree-w1-0.2" / "rf" / "seed1.json").is_file()
+    # with no window there is no margin: every labelled pixel outside the training regions is a test pixel
+    assert [r["n_test"] for r in leak] == [r["n_test"] for r in paper]
+    md = protocols_markdown(paper, leak, command="hsiclip compare --protocol paper,leakfree", machine="test")
+    assert "| random forest |" in md and "| RBF SVM |" in md and "OA lost" in md
+    row = next(line for line in md.splitlines() if line.startswith("| random forest"))
+    rf_p = np.mean([r["oa"] for r in paper if r["model"] == "rf"])
+    rf_l = np.mean([r["oa"] for r in leak if r["model"] == "rf"])
+    assert f"| {rf_p - rf_l:.2f} |" in row
