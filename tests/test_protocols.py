@@ -1,4 +1,4 @@
-"""The leak-free protocol: spatially disjoint splits, preprocessing fitted on training pixels, both protocols compared."""
+"""The leak-free protocol: disjoint splits, preprocessing fitted on training pixels, both protocols compared."""
 
 import numpy as np
 import pytest

@@ -105,6 +105,16 @@ def train(
     negatives: Annotated[str | None, typer.Option(help="hard+semi, hard, semi or all.")] = None,
     projection: Annotated[str | None, typer.Option(help="text (probe on text side) or vision.")] = None,
     split: Annotated[Path | None, typer.Option(help="Replay the split.npz of an earlier run.")] = None,
+    cube: Annotated[Path | None, typer.Option(help="Your own scene: the cube (.mat, .npy, ENVI .hdr/.img, GeoTIFF)."
+                                              )] = None,
+    labels: Annotated[Path | None, typer.Option(help="Your own scene: the label raster (0 = unlabelled, 1..C).")
+                      ] = None,
+    classes: Annotated[Path | None, typer.Option(help="Your own scene: class names and descriptions (TOML/YAML); "
+                                                      "they become the prompts.")] = None,
+    cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
+    labels_key: Annotated[str | None, typer.Option(help="Variable holding the labels in a .mat file.")] = None,
+    protocol: Annotated[str, typer.Option(help="paper (random share, PCA on the whole scene) or leakfree "
+                                               "(spatially disjoint, PCA on training pixels).")] = "paper",
     device: Device = "cpu",
     download: Download = False,
     no_verify: NoVerify = False,
@@ -117,18 +127,40 @@ def train(
     from .data.splits import Split
     from .run import train_run
 
+    own = [x is not None for x in (cube, labels, classes)]
+    if any(own) and not all(own):
+        raise ConfigError("your own scene needs all three of --cube, --labels and --classes")
+    prompt_file = None
+    if all(own):
+        from .data.scenes import user_scene
+        from .text.prompts import load_prompt_set
+
+        assert cube is not None and labels is not None and classes is not None
+        prompt_file = classes
+        names = [p.name for p in load_prompt_set(classes)]
+        data = user_scene(cube, labels, names, name=scene or cube.stem, cube_key=cube_key, labels_key=labels_key)
+        scene = data.name
+    if protocol not in ("paper", "leakfree"):
+        raise ConfigError(f"--protocol must be paper or leakfree (got {protocol!r})")
     cfg = load_config(config, scene).replace(**{
         "train.seed": seed, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
         "data.train_fraction": train_fraction, "text.encoder": encoder, "text.prompts": prompts,
-        "loss.negatives": negatives, "model.projection": projection})
+        "loss.negatives": negatives, "model.projection": projection,
+        "data.pca_fit": "train" if protocol == "leakfree" else None})
     dev = resolve_device(device)
     out = out or Path("runs") / f"{cfg.data.scene}-seed{seed}"
-    data = load_scene_cli(cfg.data.scene, data_dir, download, no_verify, quiet)
+    if prompt_file is None:
+        data = load_scene_cli(cfg.data.scene, data_dir, download, no_verify, quiet)
     replay = Split.load(split) if split else None
+    if replay is None and protocol == "leakfree":
+        from .data.splits import disjoint_split
+
+        replay = disjoint_split(data.labels, fraction=cfg.data.train_fraction, window=cfg.model.window,
+                                seed=seed, class_names=data.class_names)
     console.print(f"[dim]{cfg.name}: {cfg.data.scene} from {data.source}; {cfg.train.epochs} epochs, "
                   f"encoder {cfg.text.encoder}, device {dev}[/dim]", soft_wrap=True)
     metrics = train_run(cfg, data, out, device=dev, cache_dir=cache_dir(), split=replay, progress=not quiet,
-                        allow_download=download, overwrite=overwrite, with_map=not no_map)
+                        allow_download=download, overwrite=overwrite, with_map=not no_map, prompt_file=prompt_file)
     print_metrics(metrics, list(data.class_names), f"{cfg.data.scene}, seed {seed}: test pixels")
     t = metrics["timing"]
     console.print(f"train {t['train_s']:.1f} s, test inference {t['infer_s']:.2f} s; run folder {out}"
@@ -178,6 +210,34 @@ def map_(
     r, data = load_run_and_scene(run, dev, data_dir, download, no_verify, quiet)
     path = write_map(r, data, out or run / "map.png", dev, progress=not quiet)
     console.print(f"wrote {path}")
+
+
+@app.command(name="predict")
+def predict_(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
+    cube: Annotated[Path, typer.Argument(help="Cube to classify (.mat, .npy, ENVI .hdr/.img, GeoTIFF), any size.")],
+    out: Annotated[Path, typer.Option(help="Output folder: classes.{png,tif,npy}, confidence.{tif,npy}.")] = Path(
+        "prediction"),
+    cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
+    tile: Annotated[int, typer.Option(help="Tile side in pixels (memory is one tile of the cube).")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 2048,
+    device: Device = "cpu",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Classify every pixel of a cube, tile by tile; the GeoTIFFs keep the cube's georeferencing."""
+    from .data.rasters import CubeSource
+    from .predict import predict_cube
+    from .run import load_run
+
+    dev = resolve_device(device)
+    trained = load_run(run, dev)
+    source = CubeSource(cube, cube_key)
+    s = predict_cube(trained, source, out, tile=tile, batch_size=batch_size, device=dev, progress=not quiet,
+                     overwrite=overwrite)
+    console.print(f"{s['pixels']:,} pixels in {s['seconds']:.1f} s ({s['pixels_per_s']:,.0f} px/s); wrote {out}/"
+                  f"classes.png, classes.tif, classes.npy, confidence.tif, confidence.npy"
+                  + ("" if s["georeferenced"] else " (the cube has no georeferencing, so neither do the GeoTIFFs)"))
 
 
 def _parse_epochs(items: list[str]) -> dict[str, int]:

@@ -172,6 +172,26 @@ def load_arrays(cube_path: Path | str, gt_path: Path | str, cube_key: str, gt_ke
     return _build(name, cube, gt, tuple(class_names), source, Path(cube_path), Path(gt_path))
 
 
+def user_scene(cube_path: Path | str, labels_path: Path | str, class_names: Sequence[str], *, name: str | None = None,
+               cube_key: str | None = None, labels_key: str | None = None) -> Scene:
+    """A scene from a user's files: a cube (.mat, .npy, ENVI, GeoTIFF), a label raster and the class names (from
+    the class file). The label raster must cover the cube pixel for pixel (size, projection, grid) and use only
+    labels that the class file names."""
+    from .rasters import CubeSource, check_aligned, read_labels
+
+    cube = CubeSource(cube_path, cube_key)
+    gt, georef = read_labels(labels_path, labels_key)
+    check_aligned(cube, gt, georef, labels_path)
+    if gt.dtype.kind in "biu" and gt.size:
+        present = set(np.unique(gt).tolist()) - {0}
+        if unnamed := sorted(v for v in present if not 1 <= v <= len(class_names)):
+            raise DataError(f"{labels_path}: label(s) {', '.join(map(str, unnamed))} appear in the raster but the "
+                            f"class file names only labels 1..{len(class_names)}")
+    source = f"{cube_path} + {labels_path}"
+    return _build(name or Path(cube_path).stem, cube.read(), gt, tuple(class_names), source, Path(cube_path),
+                  Path(labels_path))
+
+
 def _build(name: str, cube: np.ndarray, gt: np.ndarray, class_names: tuple[str, ...], source: str,
            cube_path: Path, gt_path: Path) -> Scene:
     """Check the arrays' consistency and convert them: cube to float32, labels to int64."""

@@ -36,28 +36,51 @@ def builtin_prompt_sets() -> list[str]:
 
 
 def load_prompt_set(scene_or_path: str | Path) -> list[ClassPrompt]:
-    """The prompts of a registered scene (by name) or of a TOML file with the same layout."""
+    """The prompts of a registered scene (by name) or of a TOML or YAML file with the same layout."""
     if str(scene_or_path) in builtin_prompt_sets():
         text = resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene_or_path}.toml").read_text()
         where = f"built-in prompts for {scene_or_path}"
     elif Path(scene_or_path).is_file():
         text, where = Path(scene_or_path).read_text(), str(scene_or_path)
+        if Path(scene_or_path).suffix.lower() in (".yaml", ".yml"):
+            return _parse(_yaml(text, where), where)
     else:
         raise ConfigError(f"no prompt set {scene_or_path!r}: give a TOML file or one of "
                           f"{', '.join(builtin_prompt_sets())}")
     try:
-        classes = tomllib.loads(text)["classes"]
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: malformed prompt file ({e!r})") from None
+    return _parse(data, where)
+
+
+def _yaml(text: str, where: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: malformed YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with a `classes` list")
+    return data
+
+
+def _parse(data: dict, where: str) -> list[ClassPrompt]:
+    """Classes in label order; each needs `label` and `name`, optionally `short`, `descriptive`, `variants`."""
+    try:
+        classes = data["classes"]
         prompts = [ClassPrompt(int(c["label"]), c["name"], c.get("short", c["name"]),
                                c.get("descriptive", c.get("short", c["name"])), tuple(c.get("variants", ())))
                    for c in classes]
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"{where}: malformed prompt file ({e!r}); each [[classes]] needs label and name") from None
     labels = [p.label for p in prompts]
     if labels != list(range(1, len(prompts) + 1)):
         raise ConfigError(f"{where}: class labels must be 1..C in order, got {labels}")
     names = [p.name for p in prompts]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{where}: a class name appears twice")
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise ConfigError(f"{where}: class name(s) {', '.join(map(repr, twice))} appear more than once")
     return prompts
 
 

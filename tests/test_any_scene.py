@@ -1,0 +1,122 @@
+"""A user's own scene (ENVI / GeoTIFF / .npy + a class file) end to end, tiled prediction, and bad input."""
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from conftest import TINY_PROMPTS, make_tiny_scene
+from rasterio.crs import CRS
+
+from hsiclip.cli import main
+from hsiclip.data.rasters import CubeSource, Georef, write_envi
+from hsiclip.run import load_run, predict_scene
+
+GEO = Georef(CRS.from_epsg(32616), Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4500000.0))
+
+
+def _write_labels(path, labels, georef=GEO):
+    kw = {"crs": georef.crs, "transform": georef.transform} if georef.present else {}
+    with rasterio.open(path, "w", driver="GTiff", height=labels.shape[0], width=labels.shape[1], count=1,
+                       dtype="uint8", **kw) as dst:
+        dst.write(labels.astype(np.uint8), 1)
+    return path
+
+
+@pytest.fixture
+def own_scene(tmp_path):
+    """The tiny scene re-packaged the way a user would have it: ENVI cube, GeoTIFF labels, TOML classes."""
+    scene = make_tiny_scene(h=30, w=26, bands=30)
+    cube = write_envi(tmp_path / "scene", (scene.cube * 1000).astype(np.int16), GEO)
+    labels = _write_labels(tmp_path / "labels.tif", scene.labels)
+    classes = tmp_path / "classes.toml"
+    classes.write_text(TINY_PROMPTS)
+    return cube.with_suffix(".hdr"), labels, classes, scene
+
+
+def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, text_cache, monkeypatch, capsys):
+    monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
+    cube, labels, classes, scene = own_scene
+    run = tmp_path / "run"
+    assert main(["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "4",
+                 "--out", str(run), "--quiet", "--no-map"]) == 0
+    trained = load_run(run)
+    assert trained.class_names == ("Corn", "Asphalt", "Water") and trained.cfg.data.scene == "scene"
+
+    pred = tmp_path / "pred"
+    assert main(["predict", str(run), str(cube), "--out", str(pred), "--tile", "7", "--batch-size", "50",
+                 "--quiet"]) == 0
+    assert "px/s" in capsys.readouterr().out
+    # tile by tile (7 x 7 tiles, halos from the neighbours) = one pass over the whole scene
+    whole, conf = predict_scene(trained, CubeSource(cube).read(), progress=False)
+    classes_map = np.load(pred / "classes.npy")
+    np.testing.assert_array_equal(classes_map, whole)
+    np.testing.assert_allclose(np.load(pred / "confidence.npy"), conf, rtol=1e-5)
+    with rasterio.open(pred / "classes.tif") as ds:  # the GeoTIFF keeps the cube's georeferencing
+        assert ds.crs == GEO.crs and ds.transform == GEO.transform
+        np.testing.assert_array_equal(ds.read(1), whole)
+    with rasterio.open(pred / "confidence.tif") as ds:
+        assert ds.dtypes[0] == "float32" and ds.crs == GEO.crs
+    from PIL import Image
+
+    png = Image.open(pred / "classes.png")
+    assert png.size == (26, 30) and png.mode == "P"
+    labelled = scene.labels > 0
+    assert (whole[labelled] == scene.labels[labelled]).mean() > 0.8  # it learnt the stripes
+
+
+def test_any_cube_format_reads_the_same(tmp_path, own_scene):
+    cube, _, _, _ = own_scene
+    ref = CubeSource(cube).read()
+    np.save(tmp_path / "c.npy", ref)
+    with rasterio.open(tmp_path / "c.tif", "w", driver="GTiff", height=30, width=26, count=30, dtype="float32") as d:
+        d.write(ref.transpose(2, 0, 1))
+    for path in (tmp_path / "c.npy", tmp_path / "c.tif", cube.with_suffix(".img")):
+        src = CubeSource(path)
+        assert src.shape == (30, 26, 30)
+        np.testing.assert_array_equal(src.read(), ref)
+        np.testing.assert_array_equal(src.read(4, 9, 20, 26), ref[4:9, 20:26])
+
+
+def _fails(args, capsys, message):
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert err.count("\n") <= 2  # one clear line, no traceback
+
+
+def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, capsys):
+    cube, labels, classes, scene = own_scene
+    run = tmp_path / "run"
+    base = ["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "1",
+            "--out", str(run), "--quiet", "--no-map"]
+
+    small = _write_labels(tmp_path / "small.tif", scene.labels[:20])
+    _fails([*base[:4], str(small), *base[5:]], capsys, "the label raster is 20x26 pixels but the cube")
+    other = _write_labels(tmp_path / "utm17.tif", scene.labels, Georef(CRS.from_epsg(32617), GEO.transform))
+    _fails([*base[:4], str(other), *base[5:]], capsys, "projection")
+    shifted = _write_labels(tmp_path / "shift.tif", scene.labels,
+                            Georef(GEO.crs, Affine(30.0, 0.0, 500030.0, 0.0, -30.0, 4500000.0)))
+    _fails([*base[:4], str(shifted), *base[5:]], capsys, "pixel grid")
+    two = tmp_path / "two.toml"
+    two.write_text(TINY_PROMPTS.split("[[classes]]\nlabel = 3")[0])
+    _fails([*base[:6], str(two), *base[7:]], capsys, "label(s) 3 appear in the raster but the class file names "
+                                                     "only labels 1..2")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("classes:\n  - {label: 1, name: Corn}\n  - {label: 2, name: Corn}\n  - {label: 3, name: W}\n")
+    _fails([*base[:6], str(twice), *base[7:]], capsys, "class name(s) 'Corn' appear more than once")
+    _fails(["train", "--cube", str(cube), "--quiet"], capsys, "needs all three of --cube, --labels and --classes")
+    assert not run.exists()  # nothing half-written
+
+    # a run trained on 30 bands cannot classify a 10-band cube
+    assert main(base) == 0
+    np.save(tmp_path / "ten.npy", np.zeros((8, 8, 10), dtype=np.float32))
+    _fails(["predict", str(run), str(tmp_path / "ten.npy"), "--out", str(tmp_path / "p"), "--quiet"], capsys,
+           "the cube has 10 bands but the run was trained on 30")
+    assert not (tmp_path / "p").exists()
+    bad = tmp_path / "nan.npy"
+    cube_nan = CubeSource(cube).read()
+    cube_nan[29, 25, 3] = np.nan
+    np.save(bad, cube_nan)
+    _fails(["predict", str(run), str(bad), "--out", str(tmp_path / "q"), "--tile", "8", "--quiet"], capsys,
+           "NaN or infinite values")
+    assert not (tmp_path / "q").exists() and not list(tmp_path.glob(".q.*"))  # the partial output was removed
