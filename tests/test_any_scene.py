@@ -1,5 +1,7 @@
 """A user's own scene (ENVI / GeoTIFF / .npy + a class file) end to end, tiled prediction, and bad input."""
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -120,3 +122,19 @@ def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, capsys):
     _fails(["predict", str(run), str(bad), "--out", str(tmp_path / "q"), "--tile", "8", "--quiet"], capsys,
            "NaN or infinite values")
     assert not (tmp_path / "q").exists() and not list(tmp_path.glob(".q.*"))  # the partial output was removed
+
+
+@pytest.mark.slow
+def test_indian_pines_repackaged_as_envi_trains_exactly_like_the_registered_scene(tmp_path, data_dir, text_cache,
+                                                                                 monkeypatch):
+    """The README's worked example: `hsiclip export` -> ENVI + GeoTIFF + TOML -> train = the built-in scene's run."""
+    monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
+    own = tmp_path / "ip"
+    assert main(["export", "indian_pines", "--out", str(own), "--data-dir", str(data_dir), "--quiet"]) == 0
+    common = ["--epochs", "2", "--seed", "1", "--quiet", "--no-map"]
+    assert main(["train", "--scene", "indian_pines", "--data-dir", str(data_dir), "--out", str(tmp_path / "a"),
+                 *common]) == 0
+    assert main(["train", "--cube", str(own / "cube.hdr"), "--labels", str(own / "labels.tif"), "--classes",
+                 str(own / "classes.toml"), "--out", str(tmp_path / "b"), *common]) == 0
+    a, b = (json.loads((tmp_path / x / "metrics.json").read_text()) for x in ("a", "b"))
+    assert a["confusion"] == b["confusion"] and a["oa"] == b["oa"]

@@ -240,6 +240,29 @@ def predict_(
                   + ("" if s["georeferenced"] else " (the cube has no georeferencing, so neither do the GeoTIFFs)"))
 
 
+@app.command()
+def export(
+    scene: Annotated[str, typer.Argument(help="Registered scene.")],
+    out: Annotated[Path, typer.Option(help="Folder for cube.hdr/.img, labels.tif and classes.toml.")] = Path("scene"),
+    data_dir: DataDir = None,
+    download: Download = False,
+    no_verify: NoVerify = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-package a registered scene as a user would have it: an ENVI cube, GeoTIFF labels and a class file."""
+    from importlib import resources
+
+    from .data.rasters import write_envi, write_labels_tif
+
+    data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    cube = write_envi(out / "cube", data.cube)
+    write_labels_tif(out / "labels.tif", data.labels)
+    (out / "classes.toml").write_text(
+        resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene}.toml").read_text())
+    console.print(f"wrote {cube.with_suffix('.hdr')} + {cube.name}, {out / 'labels.tif'}, {out / 'classes.toml'}")
+
+
 def _parse_epochs(items: list[str]) -> dict[str, int]:
     out = {}
     for item in items:

@@ -174,3 +174,20 @@ def write_envi(path: Path | str, cube: np.ndarray, georef: Georef | None = None)
                            interleave="bip", **kw) as dst:
             dst.write(np.ascontiguousarray(cube.transpose(2, 0, 1)))
     return path
+
+
+def write_labels_tif(path: Path | str, labels: np.ndarray, georef: Georef | None = None) -> Path:
+    """Write a 2-D label raster as a GeoTIFF (uint8, or uint16 beyond 255 classes)."""
+    import rasterio
+
+    path = Path(path)
+    kw: dict[str, Any] = {}
+    if georef is not None and georef.present:
+        kw = {"crs": georef.crs, "transform": georef.transform}
+    dtype = "uint8" if labels.max() < 256 else "uint16"
+    with _env(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="GTiff", height=labels.shape[0], width=labels.shape[1], count=1,
+                           dtype=dtype, compress="deflate", **kw) as dst:
+            dst.write(labels.astype(dtype), 1)
+    return path
