@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,19 @@ def _trained(scene: Scene, systems: Sequence[str], seeds: Sequence[int], kw: dic
         out[r["model"], r["seed"]] = (r, record_path(kw["compare_dir"], scene.name, "paper", 0.1, r["model"],
                                                      r["seed"], n_epochs))
     return out
+
+
+def _vlm_runs(scene: Scene, seeds: Sequence[int], kw: dict[str, Any]) -> Iterator[tuple[str, int, Any]]:
+    """(system, seed, loaded run) for ours and M-CLS CLIP on every seed, training the missing ones if allowed."""
+    from .run import load_run
+
+    runs = _trained(scene, ("ours", "mcls_clip"), seeds, kw)
+    for name in ("ours", "mcls_clip"):
+        for seed in seeds:
+            if (name, seed) in runs:
+                run = load_run(runs[name, seed][1], kw["device"])
+                assert run.split is not None
+                yield name, seed, run
 
 
 def _header(title: str, command: str, seeds: Sequence[int], text: str) -> list[str]:
@@ -84,34 +97,28 @@ def embeddings(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, 
     import umap
 
     from .plots import embeddings_figure
-    from .run import load_run, sampler_for
+    from .run import sampler_for
 
-    runs = _trained(scene, ("ours", "mcls_clip"), seeds, kw)
     stats, panels = [], []
     labels_all = scene.targets
-    for name in ("ours", "mcls_clip"):
-        for seed in seeds:
-            if (name, seed) not in runs:
-                continue
-            run = load_run(runs[name, seed][1], kw["device"])
-            assert run.split is not None
-            test = run.split.test
-            emb = _embed(run.model, sampler_for(run, scene.cube, kw["device"]), test)
-            protos = run.model.encode_text().detach().numpy()
-            s = embedding_stats(emb, protos, labels_all[test], seed)
-            stats.append({"system": name, "seed": seed, **s})
-            if seed == seeds[0]:
-                keep = _stratified(labels_all[test], UMAP_POINTS, seed)
-                with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": we want it seeded
-                    warnings.simplefilter("ignore", UserWarning)
-                    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
-                    xy = reducer.fit_transform(emb[keep])
-                    # prototypes are placed among the embeddings they are most similar to (fitting them with the
-                    # embeddings would clump them together: text prototypes are closer to each other than to any
-                    # window embedding)
-                    at = reducer.transform(protos)
-                panels.append({"title": f"{SYSTEMS.get(name).label}, seed {seed}: silhouette {s['silhouette']:.3f}",
-                               "xy": xy, "labels": labels_all[test][keep], "protos": at})
+    for name, seed, run in _vlm_runs(scene, seeds, kw):
+        test = run.split.test
+        emb = _embed(run.model, sampler_for(run, scene.cube, kw["device"]), test)
+        protos = run.model.encode_text().detach().numpy()
+        s = embedding_stats(emb, protos, labels_all[test], seed)
+        stats.append({"system": name, "seed": seed, **s})
+        if seed == seeds[0]:
+            keep = _stratified(labels_all[test], UMAP_POINTS, seed)
+            with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": we want it seeded
+                warnings.simplefilter("ignore", UserWarning)
+                reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
+                xy = reducer.fit_transform(emb[keep])
+                # prototypes are placed among the embeddings they are most similar to (fitting them with the
+                # embeddings would clump them together: text prototypes are closer to each other than to any
+                # window embedding)
+                at = reducer.transform(protos)
+            panels.append({"title": f"{SYSTEMS.get(name).label}, seed {seed}: silhouette {s['silhouette']:.3f}",
+                           "xy": xy, "labels": labels_all[test][keep], "protos": at})
     png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
     if panels:
         fig = embeddings_figure(panels, list(scene.class_names), title=f"{scene.name}: test embeddings (UMAP) "
@@ -216,30 +223,24 @@ def loss_landscape(scene: Scene, seeds: Sequence[int], *, stem: Path, command: s
     """Figure 2 (top): the 2-D loss surface around the trained weights, ours against M-CLS CLIP."""
     from .losses import ContrastiveLoss
     from .plots import landscape_figure
-    from .run import load_run, sampler_for
+    from .run import sampler_for
 
-    runs = _trained(scene, ("ours", "mcls_clip"), seeds, kw)
     grid = np.linspace(-1.0, 1.0, LANDSCAPE_GRID)
     stats, panels, cells = [], [], []
-    for name in ("ours", "mcls_clip"):
-        for seed in seeds:
-            if (name, seed) not in runs:
-                continue
-            run = load_run(runs[name, seed][1], kw["device"])
-            assert run.split is not None
-            train = run.split.train
-            windows = sampler_for(run, scene.cube, kw["device"])(torch.as_tensor(train))
-            target = torch.as_tensor(scene.targets[train])
-            surface = loss_surface(run.model, ContrastiveLoss(run.cfg.loss), windows, target, grid, seed,
-                                   kw["progress"])
-            c = len(grid) // 2
-            stats.append({"system": name, "seed": seed, "loss_at_weights": float(surface[c, c]),
-                          "loss_mean": float(surface.mean()), "basin_share": basin(surface, LANDSCAPE_LEVEL)})
-            cells += [{"system": name, "seed": seed, "alpha": float(a), "beta": float(b), "loss": float(surface[i, j])}
-                      for i, b in enumerate(grid) for j, a in enumerate(grid)]
-            if seed == seeds[0]:
-                panels.append({"title": f"{SYSTEMS.get(name).label} ({run.cfg.loss.negatives} negatives), "
-                               f"seed {seed}", "surface": surface})
+    for name, seed, run in _vlm_runs(scene, seeds, kw):
+        train = run.split.train
+        windows = sampler_for(run, scene.cube, kw["device"])(torch.as_tensor(train))
+        target = torch.as_tensor(scene.targets[train])
+        surface = loss_surface(run.model, ContrastiveLoss(run.cfg.loss), windows, target, grid, seed,
+                               kw["progress"])
+        c = len(grid) // 2
+        stats.append({"system": name, "seed": seed, "loss_at_weights": float(surface[c, c]),
+                      "loss_mean": float(surface.mean()), "basin_share": basin(surface, LANDSCAPE_LEVEL)})
+        cells += [{"system": name, "seed": seed, "alpha": float(a), "beta": float(b), "loss": float(surface[i, j])}
+                  for i, b in enumerate(grid) for j, a in enumerate(grid)]
+        if seed == seeds[0]:
+            panels.append({"title": f"{SYSTEMS.get(name).label} ({run.cfg.loss.negatives} negatives), "
+                           f"seed {seed}", "surface": surface})
     png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
     if panels:
         fig = landscape_figure(panels, grid, title=f"{scene.name}: training loss around the trained weights "

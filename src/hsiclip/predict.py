@@ -10,8 +10,6 @@ the windows see the same zero padding as in training.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +22,7 @@ from .data.rasters import CubeSource, _env
 from .data.windows import WindowSampler
 from .engine import predict
 from .errors import DataError
-from .run import Run
+from .run import Run, atomic_dir
 
 OUTPUTS = ("classes.npy", "confidence.npy", "classes.tif", "confidence.tif", "classes.png", "summary.json")
 
@@ -73,10 +71,8 @@ def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, 
     c = len(run.class_names)
     dtype = np.uint8 if c < 256 else np.uint16
     r = run.cfg.model.window // 2
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     t0 = time.perf_counter()
-    try:
+    with atomic_dir(out_dir) as tmp:
         np.lib.format.open_memmap(tmp / "classes.npy", mode="w+", dtype=dtype, shape=(h, w)).flush()
         np.lib.format.open_memmap(tmp / "confidence.npy", mode="w+", dtype=np.float32, shape=(h, w)).flush()
         bar = tqdm(total=h * w, desc="predict", unit="px", unit_scale=True, disable=not progress, smoothing=0.1)
@@ -119,10 +115,4 @@ def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, 
                    "georeferenced": cube.georef.present, "class_names": list(run.class_names),
                    "pixels_per_class": {n: int(k) for n, k in zip(run.class_names, counts, strict=True)}}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary

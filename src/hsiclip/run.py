@@ -11,6 +11,8 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,23 @@ from .text.encoders import embed_class_prompts
 from .text.prompts import class_texts, load_prompt_set
 
 METRIC_KEYS = ("oa", "aa", "kappa", "per_class", "confusion")
+
+
+@contextmanager
+def atomic_dir(out_dir: Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder to fill; it replaces `out_dir` on success and is removed on any failure,
+    so a failed or interrupted command never leaves a half-written folder."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield tmp
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @dataclass
@@ -90,9 +109,7 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     metrics.update(class_names=list(scene.class_names), n_train=len(split.train), n_test=len(split.test),
                    seed=cfg.train.seed, timing={"train_s": result.seconds, "infer_s": infer_s, "device": device})
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         dump(cfg, tmp / "config.json")
         split.save(tmp / "split.npz")
         torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "pca": pca.state_dict(),
@@ -103,12 +120,6 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
         if with_map:
             write_map(Run(cfg, model, pca, scene.class_names, split), scene, tmp / "map.png", device,
                       progress=progress, sampler=sampler, oa=metrics["oa"])
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metrics
 
 

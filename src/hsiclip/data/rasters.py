@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .io import read_mat, read_npy
+from .io import read_array, read_mat
 
 GDAL_CACHE_MB = 64  # GDAL's block cache, bounded so that memory stays flat however large the scene
 _ENVI_DATA = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
@@ -125,15 +125,9 @@ class CubeSource:
 def read_labels(path: Path | str, key: str | None = None) -> tuple[np.ndarray, Georef]:
     """A 2-D label raster (0 = unlabelled, 1..C) and its georeferencing."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    if suffix == ".mat":
-        if key is None:
-            raise DataError(f"{path}: a .mat file needs the name of the variable to read (--labels-key)")
-        return read_mat(path, key), Georef()
-    if suffix == ".npy":
-        return read_npy(path), Georef()
+    if suffix in (".mat", ".npy") or not path.is_file():
+        return read_array(path, key), Georef()
     if suffix in _GDAL_SUFFIXES:
         with _env(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
