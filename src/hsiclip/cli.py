@@ -341,13 +341,16 @@ def compare(
         if not records:
             raise ConfigError(f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without "
                               "--no-train first")
-        paths = write_report(records, out, command=command, machine=machine(), notes=note or [])
+        # the machines the records were measured on (a --no-train call only tabulates them)
+        measured_on = "; ".join(sorted({r.get("machine", machine()) for r in records}))
+        paths = write_report(records, out, command=command, machine=measured_on, notes=note or [])
         console.print("wrote " + ", ".join(str(x) for x in paths))
         by_protocol[p] = records
     if "paper" in by_protocol and "leakfree" in by_protocol:
         md = out / ("protocols.md" if scene == "indian_pines" else f"protocols_{scene}.md")
+        measured_on = "; ".join(sorted({r.get("machine", machine()) for p in by_protocol.values() for r in p}))
         md.write_text(protocols_markdown(by_protocol["paper"], by_protocol["leakfree"], command=command,
-                                         machine=machine()))
+                                         machine=measured_on))
         console.print(f"wrote {md}")
 
 

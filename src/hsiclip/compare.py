@@ -13,8 +13,6 @@ the trade-off figure. Three kinds of system:
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,7 +31,7 @@ from .data.preprocess import SpectralPCA
 from .data.scenes import Scene
 from .data.splits import Split, disjoint_split, missing_in_test, random_split
 from .data.windows import WindowSampler
-from .efficiency import count_parameters, flops_per_sample
+from .efficiency import count_parameters, flops_per_sample, machine
 from .engine import predict, train_model
 from .errors import ConfigError
 from .metrics import classification_metrics
@@ -246,17 +244,6 @@ def record_path(work_dir: Path, scene: str, protocol: str, fraction: float, name
     """Where the record of one (system, seed) pair lives; any change of protocol, share or epochs is a new pair."""
     tag = protocol if fraction == 0.1 else f"{protocol}-{fraction:g}"
     return Path(work_dir) / scene / tag / name / (f"seed{seed}" + ("" if epochs is None else f"-ep{epochs}"))
-
-
-def machine() -> str:
-    """CPU model, core count and torch threads (the table's timings depend on all three)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
 
 
 def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",

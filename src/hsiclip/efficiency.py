@@ -1,6 +1,9 @@
-"""Parameter counts and FLOPs per sample (PyTorch's own FLOP counter, not hand-counted)."""
+"""Parameter counts, FLOPs per sample (PyTorch's own FLOP counter, not hand-counted) and the machine they ran on."""
 
 from __future__ import annotations
+
+import os
+import platform
 
 import torch
 from torch import nn
@@ -55,3 +58,14 @@ def describe_model(cfg: RunConfig) -> tuple[list[tuple[str, int | None, str]], s
     flops = flops_per_sample(model, window)
     share = f", {100 * trainable / (trainable + frozen):.3f}% of all parameters trainable" if frozen else ""
     return rows, f"FLOPs per sample (vision forward + prototypes): {flops / 1e9:.4f} G{share}"
+
+
+def machine() -> str:
+    """CPU model, core count and torch threads (the table's timings depend on all three)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"

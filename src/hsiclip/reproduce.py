@@ -219,6 +219,7 @@ def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device
                       progress=progress, overwrite=True)
     return {"seed": seed, "oa": m["oa"], "aa": m["aa"], "kappa": m["kappa"], "train_s": m["timing"]["train_s"],
             "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "paper_epochs": cfg.train.epochs,
+            "machine": m["timing"].get("machine"),
             "run": str(run_dir)}
 
 
@@ -271,6 +272,7 @@ def summarise_rows(results: Sequence[dict[str, Any]], scene: str) -> list[dict[s
         t: dict[str, Any] = {"label": row.label, "system": row.system, "series": row.series, "x": row.x,
                              "fraction": row.fraction, "changes": ", ".join(f"{k}={v}" for k, v in row.overrides),
                              "seeds": " ".join(str(r["seed"]) for r in recs), "status": res["status"],
+                             "machines": sorted({r["machine"] for r in recs if r.get("machine")}),
                              "epochs": recs[0]["epochs"] if recs else None,
                              "paper_epochs": recs[0]["paper_epochs"] if recs else None,
                              "paper_oa": row.paper_oa if row.paper_oa is not None else paper.get("paper_oa"),
@@ -322,10 +324,11 @@ def _cell(mean: float, std: float) -> str:
 
 def markdown(exp: Experiment, table: Sequence[dict[str, Any]], *, scene: str, command: str, seeds: Sequence[int],
              extra: Sequence[str] = ()) -> str:
+    measured_on = "; ".join(sorted({str(m) for t in table for m in t["machines"]})) or machine()
     lines = [
         f"# {exp.title} ({exp.source}), {scene}", "",
         f"Command: `{command}`", "",
-        f"Machine: {machine()}. Seeds asked: {' '.join(map(str, seeds))}; each seed is one random split (the share "
+        f"Machine: {measured_on}. Seeds asked: {' '.join(map(str, seeds))}; each seed is one random split (the share "
         "of labelled pixels per class in the row) shared by every row. OA, AA, κ (×100) are mean ± std (population) "
         "over the seeds each row lists; train s is the mean training time. The `paper` columns are the numbers "
         "printed in the paper (bge-large-en-v1.5 text encoder, its hardware), never measured here; ours use the "

@@ -26,6 +26,7 @@ from .data.preprocess import SpectralPCA
 from .data.scenes import Scene
 from .data.splits import Split, random_split
 from .data.windows import WindowSampler
+from .efficiency import machine
 from .engine import predict, train_model
 from .errors import ConfigError, DataError
 from .losses import ContrastiveLoss
@@ -107,7 +108,8 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     infer_s = time.perf_counter() - t0
     metrics = classification_metrics(labels[split.test], pred, len(scene.class_names))
     metrics.update(class_names=list(scene.class_names), n_train=len(split.train), n_test=len(split.test),
-                   seed=cfg.train.seed, timing={"train_s": result.seconds, "infer_s": infer_s, "device": device})
+                   seed=cfg.train.seed, timing={"train_s": result.seconds, "infer_s": infer_s, "device": device,
+                                                  "machine": machine()})
 
     with atomic_dir(out_dir) as tmp:
         dump(cfg, tmp / "config.json")
