@@ -272,7 +272,7 @@ def summarise_rows(results: Sequence[dict[str, Any]], scene: str) -> list[dict[s
         t: dict[str, Any] = {"label": row.label, "system": row.system, "series": row.series, "x": row.x,
                              "fraction": row.fraction, "changes": ", ".join(f"{k}={v}" for k, v in row.overrides),
                              "seeds": " ".join(str(r["seed"]) for r in recs), "status": res["status"],
-                             "machines": sorted({r["machine"] for r in recs if r.get("machine")}),
+                             "machines": sorted({r.get("machine") or "(not recorded)" for r in recs}),
                              "epochs": recs[0]["epochs"] if recs else None,
                              "paper_epochs": recs[0]["paper_epochs"] if recs else None,
                              "paper_oa": row.paper_oa if row.paper_oa is not None else paper.get("paper_oa"),
