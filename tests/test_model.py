@@ -76,3 +76,22 @@ def test_training_and_inference_attention_paths_agree():
     with torch.no_grad():
         fast = model(x)  # the fused kernel
     assert torch.allclose(model(x), fast, atol=1e-5)  # the plain-matmul path used while training
+
+
+def test_flagship_recipe_stays_within_issue_6_budget():
+    """At most 1M trainable parameters and 0.05 GFLOPs per sample, still a text-prototype classifier."""
+    from hsiclip.config import load_config
+    from hsiclip.efficiency import count_parameters, flops_per_sample
+    from hsiclip.models import create_model
+
+    cfg = load_config("flagship_indian_pines")
+    model = create_model(cfg.model, cfg.data.pca_components, torch.randn(16, 384))
+    w = cfg.model.window
+    assert count_parameters(model, trainable=True) <= 1_000_000
+    assert flops_per_sample(model, torch.zeros(w, w, cfg.data.pca_components)) * (8 if cfg.train.tta else 1) <= 5e7
+    x = torch.randn(4, w, w, cfg.data.pca_components)
+    out = model.train()(x)
+    assert out.shape == (4, 16) and torch.isfinite(out).all()
+    assert model.visual.num_patches == (w - 4) ** 2  # one token per pixel of the conv stem's output
+    out.sum().backward()
+    assert model.visual.stem.conv3d[0].weight.grad is not None

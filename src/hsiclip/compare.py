@@ -227,7 +227,9 @@ def _train_vlm(name: str, scene: Scene, seed: int, split: Split, epochs: int, de
                         prompt_file=prompt_file, overwrite=True)
     model = load_run(run_dir, device).model
     window = torch.zeros(cfg.model.window, cfg.model.window, cfg.data.pca_components, device=device)
-    metrics.update(trainable_params=count_parameters(model, trainable=True), flops=flops_per_sample(model, window),
+    views = 8 if cfg.train.tta else 1  # test-time augmentation classifies 8 views of every window
+    metrics.update(trainable_params=count_parameters(model, trainable=True),
+                   flops=views * flops_per_sample(model, window),
                    train_s=metrics["timing"]["train_s"], infer_s=metrics["timing"]["infer_s"])
     return metrics
 

@@ -32,6 +32,9 @@ class DataConfig:
 class ModelConfig:
     name: str = "hsiclip"  # registered model name (see `hsiclip info --list`)
     window: int = 15  # spatial window (pixels) around each labelled pixel; not stated in the paper
+    stem: str = "patch"  # "patch": 3x3 patches -> tokens (paper); "conv": SSFTT's 3-D + 2-D convolution stem, one
+    #                      token per pixel of its (window - 4)^2 output
+    conv_channels: int = 8  # 3-D convolution filters of the "conv" stem
     patch: int = 3  # spatial patch size of one token (paper: 3x3)
     dim: int = 64  # token width (paper: 64)
     depth: int = 6  # transformer blocks (paper: 6)
@@ -68,6 +71,14 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam L2 penalty (paper: none stated)
     eval_batch_size: int = 1024  # windows per batch at evaluation and mapping; bounds memory
     seed: int = 0  # seeds the split, the initialisation and the negative sampling
+    # beyond the paper (all off in its recipe): see the flagship recipe and results/flagship.md
+    schedule: str = "constant"  # "constant" (paper) or "cosine" (decay to 0 after a linear warm-up)
+    warmup_epochs: int = 0  # epochs of linear learning-rate warm-up (cosine schedule)
+    augment: bool = False  # random flips and 90-degree rotations of each training window
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation (0 = off)
+    val_fraction: float = 0.0  # share of each class's training pixels held out to pick the best epoch (0 = off)
+    tta: bool = False  # test-time augmentation: average the 8 flips/rotations of each window (8x the FLOPs)
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,10 @@ def validate(cfg: RunConfig) -> None:
     m, d, t, lo = cfg.model, cfg.data, cfg.train, cfg.loss
     checks = [
         (m.window % 2 == 1, f"model.window must be odd (got {m.window})"),
-        (m.window % m.patch == 0, f"model.window {m.window} is not a multiple of model.patch {m.patch}"),
+        (m.stem in ("patch", "conv"), f"model.stem must be patch or conv (got {m.stem!r})"),
+        (m.stem == "conv" or m.window % m.patch == 0,
+         f"model.window {m.window} is not a multiple of model.patch {m.patch}"),
+        (m.stem == "patch" or m.window > 4, "model.window must be above 4 for the conv stem"),
         (m.dim % m.heads == 0, f"model.dim {m.dim} is not divisible by model.heads {m.heads}"),
         (0.0 <= m.mask_ratio < 1.0, f"model.mask_ratio must be in [0, 1) (got {m.mask_ratio})"),
         (m.init in ("torch", "trunc_normal"), f"model.init must be 'torch' or 'trunc_normal' (got {m.init!r})"),
@@ -136,6 +150,11 @@ def validate(cfg: RunConfig) -> None:
         (d.pca_components > 0, "data.pca_components must be positive"),
         (d.pca_fit in ("scene", "train"), f"data.pca_fit must be 'scene' or 'train' (got {d.pca_fit!r})"),
         (t.epochs > 0 and t.batch_size > 0 and t.lr > 0, "train.epochs, batch_size and lr must be positive"),
+        (t.schedule in ("constant", "cosine"), f"train.schedule must be constant or cosine (got {t.schedule!r})"),
+        (0 <= t.warmup_epochs < t.epochs or t.warmup_epochs == 0, "train.warmup_epochs must be below train.epochs"),
+        (0.0 <= t.label_smoothing < 1.0 and 0.0 <= t.ema < 1.0,
+         "train.label_smoothing and train.ema must be in [0, 1)"),
+        (0.0 <= t.val_fraction < 1.0, "train.val_fraction must be in [0, 1)"),
         (lo.negatives in ("hard+semi", "hard", "semi", "all"),
          f"loss.negatives must be one of hard+semi, hard, semi, all (got {lo.negatives!r})"),
         (lo.k_hard >= 0 and lo.k_semi >= 0, "loss.k_hard and loss.k_semi must be >= 0"),

@@ -290,7 +290,8 @@ def maps(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: 
             run = load_run(path, kw["device"])
             assert run.split is not None
             test = run.split.test
-            pred, _ = predict(run.model, sampler_for(run, scene.cube, kw["device"]), test, progress=False)
+            pred, _ = predict(run.model, sampler_for(run, scene.cube, kw["device"]), test, progress=False,
+                              tta=run.cfg.train.tta)
             train = run.split.train
         else:
             saved = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=False)

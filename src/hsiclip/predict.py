@@ -91,7 +91,8 @@ def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, 
                         sampler = WindowSampler(run.pca.transform(cube.read(a0, a1, b0, b1)), 2 * r + 1, device)
                         rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
                         index = (rows * (b1 - b0) + cols).reshape(-1)
-                        pred, conf = predict(run.model, sampler, index, batch_size, progress=False)
+                        pred, conf = predict(run.model, sampler, index, batch_size, progress=False,
+                                             tta=run.cfg.train.tta)
                         strip_cls[:, c0:c1] = (pred + 1).reshape(r1 - r0, c1 - c0)
                         strip_conf[:, c0:c1] = conf.reshape(r1 - r0, c1 - c0)
                         bar.update(len(index))

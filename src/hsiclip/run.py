@@ -24,7 +24,7 @@ from . import __version__
 from .config import RunConfig, dump, from_dict
 from .data.preprocess import SpectralPCA
 from .data.scenes import Scene
-from .data.splits import Split, random_split
+from .data.splits import Split, holdout, random_split
 from .data.windows import WindowSampler
 from .efficiency import machine
 from .engine import predict, train_model
@@ -101,10 +101,15 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     labels = scene.targets
 
     model = create_model(cfg.model, cfg.data.pca_components, feats).to(device)
-    result = train_model(model, sampler, split.train, labels[split.train], cfg.train,
-                         ContrastiveLoss(cfg.loss), progress=progress)
+    fit, val = split, None
+    if cfg.train.val_fraction > 0:  # best epoch chosen on pixels held out of the training pixels, never on test
+        fit, val_index = holdout(split, scene.labels, cfg.train.val_fraction, cfg.train.seed)
+        val = (val_index, labels[val_index])
+    result = train_model(model, sampler, fit.train, labels[fit.train], cfg.train,
+                         ContrastiveLoss(cfg.loss, cfg.train.label_smoothing), progress=progress, val=val)
     t0 = time.perf_counter()
-    pred, _ = predict(model, sampler, split.test, cfg.train.eval_batch_size, progress=progress, desc="test")
+    pred, _ = predict(model, sampler, split.test, cfg.train.eval_batch_size, progress=progress, desc="test",
+                      tta=cfg.train.tta)
     infer_s = time.perf_counter() - t0
     metrics = classification_metrics(labels[split.test], pred, len(scene.class_names))
     metrics.update(class_names=list(scene.class_names), n_train=len(split.train), n_test=len(split.test),
@@ -157,7 +162,7 @@ def evaluate_run(run: Run, scene: Scene, device: str = "cpu", progress: bool = T
                         f"{run.class_names}")
     labels = scene.targets
     pred, _ = predict(run.model, sampler_for(run, scene.cube, device), run.split.test,
-                      run.cfg.train.eval_batch_size, progress=progress, desc="test")
+                      run.cfg.train.eval_batch_size, progress=progress, desc="test", tta=run.cfg.train.tta)
     return classification_metrics(labels[run.split.test], pred, len(run.class_names))
 
 
@@ -168,7 +173,7 @@ def predict_scene(run: Run, cube: np.ndarray, device: str = "cpu", progress: boo
     h, w, _ = cube.shape
     sampler = sampler or sampler_for(run, cube, device)
     pred, conf = predict(run.model, sampler, np.arange(h * w), batch_size or run.cfg.train.eval_batch_size,
-                         progress=progress, desc="map")
+                         progress=progress, desc="map", tta=run.cfg.train.tta)
     return (pred + 1).reshape(h, w), conf.reshape(h, w)
 
 

@@ -10,6 +10,21 @@ from ..config import ModelConfig
 from .layers import Block
 
 
+class ConvStem(nn.Module):
+    """SSFTT's spectral-spatial stem (Sun et al., TGRS 2022): Conv3d 3x3x3 + BN + ReLU over (bands, w, w), its
+    feature maps stacked, then Conv2d 3x3 + BN + ReLU to `dim` channels: (B, w, w, K) -> (B, (w - 4)^2, dim)."""
+
+    def __init__(self, in_channels: int, dim: int, channels: int = 8) -> None:
+        super().__init__()
+        self.conv3d = nn.Sequential(nn.Conv3d(1, channels, 3), nn.BatchNorm3d(channels), nn.ReLU())
+        self.conv2d = nn.Sequential(nn.Conv2d(channels * (in_channels - 2), dim, 3), nn.BatchNorm2d(dim), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv3d(x.permute(0, 3, 1, 2).unsqueeze(1))  # (B, c, K - 2, w - 2, w - 2)
+        x = self.conv2d(x.flatten(1, 2))  # (B, dim, w - 4, w - 4)
+        return x.flatten(2).transpose(1, 2)
+
+
 class MaskedViT(nn.Module):
     """ViT on a (B, w, w, C) window: patches -> tokens, CLS + learned positions, pre-norm blocks, linear head.
 
@@ -21,9 +36,14 @@ class MaskedViT(nn.Module):
     def __init__(self, cfg: ModelConfig, in_channels: int, out_dim: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.num_patches = (cfg.window // cfg.patch) ** 2
-        patch_dim = cfg.patch * cfg.patch * in_channels
-        self.patch_embed = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, cfg.dim), nn.LayerNorm(cfg.dim))
+        if cfg.stem == "conv":
+            self.num_patches = (cfg.window - 4) ** 2
+            self.stem: nn.Module = ConvStem(in_channels, cfg.dim, cfg.conv_channels)
+        else:
+            self.num_patches = (cfg.window // cfg.patch) ** 2
+            patch_dim = cfg.patch * cfg.patch * in_channels
+            self.patch_embed = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, cfg.dim),
+                                             nn.LayerNorm(cfg.dim))
         self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, self.num_patches + 1, cfg.dim) * 0.02)
         self.blocks = nn.Sequential(*(Block(cfg.dim, cfg.heads, cfg.mlp_dim, cfg.dropout) for _ in range(cfg.depth)))
@@ -34,6 +54,8 @@ class MaskedViT(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, w, w, C) window -> (B, N, dim) patch tokens with positions added."""
+        if self.cfg.stem == "conv":
+            return self.stem(x) + self.pos_embed[:, 1:]
         p = self.cfg.patch
         x = rearrange(x, "b (h p1) (w p2) c -> b (h w) (p1 p2 c)", p1=p, p2=p)  # (B, N, p*p*C)
         return self.patch_embed(x) + self.pos_embed[:, 1:]
