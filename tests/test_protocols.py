@@ -65,15 +65,16 @@ def test_preprocessing_fitted_on_training_pixels_ignores_test_pixels():
 
 def test_compare_under_both_protocols(tmp_path):
     scene = make_tiny_scene(h=40, w=40, bands=20)
-    assert protocol_tag("leakfree", ["ssftt", "rf"], "tiny") == ("leakfree-w13", 13)
-    assert protocol_tag("paper", ["hybridsn"], "tiny") == ("paper", 25)
-    kw = {"work_dir": tmp_path, "progress": False, "log": lambda m: None, "fraction": 0.2}
+    assert protocol_tag("leakfree") == ("leakfree-w15", 15) and protocol_tag("leakfree", 7) == ("leakfree-w7", 7)
+    assert protocol_tag("paper") == ("paper", 0)
+    logs = []
+    kw = {"work_dir": tmp_path, "progress": False, "log": logs.append, "fraction": 0.2}
     paper = run_comparison(scene, ["rf", "svm"], [0, 1], **kw)
-    leak = run_comparison(scene, ["rf", "svm"], [0, 1], protocol="leakfree", **kw)
-    assert {r["protocol"] for r in leak} == {"leakfree-w1"}  # pixel classifiers: a margin of 0
-    assert (tmp_path / "tiny" / "leakfree-w1-0.2" / "rf" / "seed1.json").is_file()
-    # with no window there is no margin: every labelled pixel outside the training regions is a test pixel
-    assert [r["n_test"] for r in leak] == [r["n_test"] for r in paper]
+    leak = run_comparison(scene, ["rf", "svm", "hybridsn"], [0, 1], protocol="leakfree", window=7, **kw)
+    assert {r["protocol"] for r in leak} == {"leakfree-w7"} and {r["model"] for r in leak} == {"rf", "svm"}
+    assert any("HybridSN reads 25 x 25 windows" in m for m in logs)  # wider than the margin: left out
+    assert (tmp_path / "tiny" / "leakfree-w7-0.2" / "rf" / "seed1.json").is_file()
+    assert all(r["n_test"] < p["n_test"] for r, p in zip(leak, paper, strict=True))  # the margin drops pixels
     md = protocols_markdown(paper, leak, command="hsiclip compare --protocol paper,leakfree", machine="test")
     assert "| random forest |" in md and "| RBF SVM |" in md and "OA lost" in md
     row = next(line for line in md.splitlines() if line.startswith("| random forest"))

@@ -291,6 +291,8 @@ def compare(
     fraction: Annotated[float, typer.Option(help="Share of labelled pixels per class used for training.")] = 0.1,
     epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run system NAME for N epochs (repeatable).")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Cap every system's epochs (stated in the table).")] = None,
+    window: Annotated[int | None, typer.Option(help="Leak-free protocol: the window no test pixel's window may share "
+                                                    "with a training pixel (default 15).")] = None,
     work_dir: Annotated[Path, typer.Option(help="Per-(system, seed) records and weights; resumable.")] = Path(
         "runs/compare"),
     out: Annotated[Path, typer.Option(help="Folder for compare_<scene>.md/.csv/.png.")] = Path("results"),
@@ -337,7 +339,7 @@ def compare(
                                  epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
                                  device=dev, cache_dir=cache_dir(), progress=not quiet,
                                  log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"),
-                                 train=not no_train)
+                                 train=not no_train, window=window)
         if not records:
             raise ConfigError(f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without "
                               "--no-train first")
