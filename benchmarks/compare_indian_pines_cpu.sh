@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The Indian Pines comparison on a 2-core CPU (results/compare_indian_pines.md): the light systems' four seeds first,
-# then the heavy systems seed by seed. Every call is resumable: finished (system, seed) pairs are skipped, so the
-# script can be stopped and started again at any point.
+# The Indian Pines comparison on a 2-core CPU: results/compare_indian_pines.md (paper protocol, every system),
+# results/compare_indian_pines_leakfree.md and results/protocols.md (leak-free protocol, the systems that fit a CPU).
+# Order: the light systems' four seeds, the same under the leak-free protocol, then the heavy systems seed by seed.
+# Every call is resumable (finished (system, seed) pairs are skipped), so the script can be stopped and started again
+# at any point; the intermediate calls write their tables to runs/ and only the last line writes results/.
 # Reduced epochs (the paper's count in brackets in the table): the heavy systems cannot run their papers' epochs here;
 # test-set inference alone takes 1.5-17 minutes per seed for 3D-CNN, HybridSN, morphFormer, HiT, DCTN, GAF-NAU and
 # SS-TMNet on this CPU (9,224 test windows).
@@ -13,8 +15,9 @@ HEAVY=hybridsn,cnn3d,morphformer,hit,dctn,gaf_nau,sstmnet
 HEAVY_EPOCHS=(--epochs hybridsn=3 --epochs cnn3d=2 --epochs morphformer=3 --epochs hit=2 --epochs dctn=2
               --epochs gaf_nau=1 --epochs sstmnet=1)
 run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --quiet "$@"; }
-run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}"
-for seed in 0 1 2 3; do run --models $HEAVY --seeds $seed "${HEAVY_EPOCHS[@]}"; done
-# the table over every finished pair (run this line alone to tabulate a partly finished comparison)
-run --models all --seeds 0,1,2,3 --no-train "${LIGHT_EPOCHS[@]}" "${HEAVY_EPOCHS[@]}" \
-    --note "Produced by benchmarks/compare_indian_pines_cpu.sh (light systems seeds 0-3, then the heavy ones seed by seed) on the real Indian Pines scene (../shared/data); the seeds column lists the seeds each row has finished."
+run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}" --out runs/compare/tables
+run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}" --protocol leakfree --out runs/compare/tables
+for seed in 0 1 2 3; do run --models $HEAVY --seeds $seed "${HEAVY_EPOCHS[@]}" --out runs/compare/tables; done
+# the tables over every finished pair (run this line alone to tabulate a partly finished comparison)
+run --models all --seeds 0,1,2,3 --protocol paper,leakfree --no-train "${LIGHT_EPOCHS[@]}" "${HEAVY_EPOCHS[@]}" \
+    --note "Produced by benchmarks/compare_indian_pines_cpu.sh on the real Indian Pines scene (../shared/data); the seeds column lists the seeds each row has finished."
