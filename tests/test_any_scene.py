@@ -138,3 +138,22 @@ def test_indian_pines_repackaged_as_envi_trains_exactly_like_the_registered_scen
                  str(own / "classes.toml"), "--out", str(tmp_path / "b"), *common]) == 0
     a, b = (json.loads((tmp_path / x / "metrics.json").read_text()) for x in ("a", "b"))
     assert a["confusion"] == b["confusion"] and a["oa"] == b["oa"]
+
+
+def test_train_under_the_leak_free_protocol(tmp_path, own_scene, text_cache, monkeypatch):
+    from scipy import ndimage
+
+    from hsiclip.data.splits import Split
+
+    monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
+    cube, labels, classes, scene = own_scene
+    run = tmp_path / "run"
+    assert main(["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "1",
+                 "--protocol", "leakfree", "--out", str(run), "--quiet", "--no-map"]) == 0
+    trained = load_run(run)
+    assert trained.cfg.data.pca_fit == "train"
+    split = Split.load(run / "split.npz")
+    train = np.zeros(scene.labels.size, dtype=bool)
+    train[split.train] = True
+    dist = ndimage.distance_transform_cdt(~train.reshape(scene.labels.shape), metric="chessboard").reshape(-1)
+    assert dist[split.test].min() > trained.cfg.model.window // 2  # no test window holds a training pixel
