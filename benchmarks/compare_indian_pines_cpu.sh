@@ -9,7 +9,7 @@
 # SS-TMNet on this CPU (9,224 test windows).
 set -euo pipefail
 DATA=${HSICLIP_DATA_DIR:-../shared/data}
-LIGHT=ours,mcls_clip,vision_only,ssftt,forward_forward,svm,rf,cnn2d,vit
+LIGHT=ours,flagship,mcls_clip,vision_only,ssftt,forward_forward,svm,rf,cnn2d,vit
 LIGHT_EPOCHS=(--epochs cnn2d=30 --epochs vit=5)
 HEAVY=hybridsn,cnn3d,morphformer,hit,dctn,gaf_nau,sstmnet
 HEAVY_EPOCHS=(--epochs hybridsn=3 --epochs cnn3d=2 --epochs morphformer=3 --epochs hit=2 --epochs dctn=2
