@@ -32,12 +32,6 @@ GRIDS = {
     + [{"model.window": 15, "data.pca_whiten": False}],
     # weight initialisation of the ViT (the paper does not say)
     "init": [{"model.init": i} for i in ("torch", "trunc_normal")],
-    # issue 6, on top of the flagship recipe (--base flagship_indian_pines): one direction at a time
-    "flagship-stem": [{"model.stem": "patch", "model.window": 15, "data.pca_components": 25, "model.depth": 6,
-                       "model.heads": 16, "model.mlp_dim": 64}, {}],
-    "flagship-train": [{"train.augment": False}, {"train.schedule": "constant", "train.warmup_epochs": 0}, {},
-                       {"train.label_smoothing": 0.1}, {"train.ema": 0.99}],
-    "flagship-text": [{}, {"text.prompts": "ensemble"}, {"loss.negatives": "all"}],
 }
 
 
