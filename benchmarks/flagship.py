@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--work", type=Path, default=Path("runs/flagship"))
     ap.add_argument("--out", type=Path, default=Path("results/flagship.md"))
+    ap.add_argument("--no-train", action="store_true", help="tabulate the finished rows only")
     args = ap.parse_args()
     scene = load_scene("indian_pines", [args.data_dir] if args.data_dir else [])
     cache = Path(tempfile.mkdtemp(prefix="hsiclip-text-"))  # embed each prompt set once for all rows
@@ -70,6 +71,8 @@ def main() -> None:
             cfg = load_config(base).replace(**over, **{"train.seed": seed})
             run = args.work / f"row{i:02d}" / f"seed{seed}"
             if not (run / "metrics.json").is_file():
+                if args.no_train:
+                    continue
                 full = random_split(scene.labels, fraction=cfg.data.train_fraction, seed=seed)
                 inner, val = holdout(full, scene.labels, 0.2, seed)
                 train_run(cfg, scene, run, split=Split(inner.train, val), progress=False, overwrite=True,
@@ -77,13 +80,16 @@ def main() -> None:
             m = json.loads((run / "metrics.json").read_text())
             ms.append(m)
             print(what, seed, f"val OA {m['oa']:.2f}", flush=True)
+        if not ms:
+            continue
         params, flops = cost(load_config(base).replace(**over))
         stat = {k: (float(np.mean([m[k] for m in ms])), float(np.std([m[k] for m in ms])))
                 for k in ("oa", "aa", "kappa")}
-        results.append({"what": what, **stat, "params": params, "flops": flops,
+        results.append({"what": what, **stat, "params": params, "flops": flops, "seeds": [m["seed"] for m in ms],
+
                         "train_s": float(np.mean([m["timing"]["train_s"] for m in ms])),
                         "machine": ms[0]["timing"].get("machine", platform.processor())})
-    flagship = next(r for r in results if r["what"].endswith("= flagship recipe"))
+    flagship = next((r for r in results if r["what"].endswith("= flagship recipe")), None)
     lines = [
         "# Flagship recipe: ablation on validation pixels (Indian Pines)", "",
         f"Command: `python benchmarks/flagship.py --data-dir ../shared/data --seeds {' '.join(map(str, args.seeds))}`",
@@ -94,17 +100,18 @@ def main() -> None:
         "(×100) are mean ± std (population) over the seeds. Parameters count trainable weights; GFLOPs are per pixel "
         "(PyTorch's counter; x8 with test-time augmentation). Train s is wall time on a CPU shared with other jobs "
         "(indicative only). Budget (issue 6): at most 1M parameters and 0.05 GFLOPs.", "",
-        "| what changed | val OA | val AA | val κ | trainable params | GFLOPs | train s | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| what changed | seeds | val OA | val AA | val κ | trainable params | GFLOPs | train s | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         over_budget = r["params"] > PARAMS_MAX or r["flops"] > FLOPS_MAX
-        if r["what"].startswith("flagship +"):
+        if r["what"].startswith("flagship +") and flagship is not None:
             gain = r["oa"][0] - flagship["oa"][0]
             verdict = ("over budget" if over_budget else "kept" if gain > 0 else "dropped") + f" ({gain:+.2f})"
         else:
             verdict = "over budget" if over_budget else ""
-        lines.append(f"| {r['what']} | {r['oa'][0]:.2f} ± {r['oa'][1]:.2f} | {r['aa'][0]:.2f} ± {r['aa'][1]:.2f} "
+        lines.append(f"| {r['what']} | {' '.join(map(str, r['seeds']))} | {r['oa'][0]:.2f} ± {r['oa'][1]:.2f} "
+                     f"| {r['aa'][0]:.2f} ± {r['aa'][1]:.2f} "
                      f"| {r['kappa'][0]:.2f} ± {r['kappa'][1]:.2f} | {r['params']:,} | {r['flops'] / 1e9:.4f} "
                      f"| {r['train_s']:.1f} | {verdict} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
