@@ -86,7 +86,6 @@ def main() -> None:
         stat = {k: (float(np.mean([m[k] for m in ms])), float(np.std([m[k] for m in ms])))
                 for k in ("oa", "aa", "kappa")}
         results.append({"what": what, **stat, "params": params, "flops": flops, "seeds": [m["seed"] for m in ms],
-
                         "train_s": float(np.mean([m["timing"]["train_s"] for m in ms])),
                         "machine": ms[0]["timing"].get("machine", platform.processor())})
     flagship = next((r for r in results if r["what"].endswith("= flagship recipe")), None)
