@@ -341,8 +341,11 @@ def compare(
                                  log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"),
                                  train=not no_train, window=window)
         if not records:
-            raise ConfigError(f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without "
-                              "--no-train first")
+            message = f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without --no-train"
+            if len(protocols) == 1:
+                raise ConfigError(message)
+            console.print(f"[yellow]{message}[/yellow]")
+            continue
         # the machines the records were measured on (a --no-train call only tabulates them)
         measured_on = "; ".join(sorted({r.get("machine", machine()) for r in records}))
         paths = write_report(records, out, command=command, machine=measured_on, notes=note or [])
