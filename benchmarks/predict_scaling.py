@@ -51,7 +51,7 @@ def synthetic_cube(path: Path, size: int, bands: int, seed: int = 0, rows_per_bl
     del mm
 
 
-def training_run(work: Path, bands: int) -> Path:
+def training_run(work: Path, bands: int, recipe: str) -> Path:
     """A run of the paper's model on a small synthetic scene with `bands` bands (one epoch: weights do not matter
     for speed)."""
     rng = np.random.default_rng(0)
@@ -65,7 +65,8 @@ def training_run(work: Path, bands: int) -> Path:
     run = work / "run"
     subprocess.run(["hsiclip", "train", "--cube", str(work / "train_cube.npy"), "--labels",
                     str(work / "train_labels.npy"), "--classes", str(work / "classes.toml"), "--epochs", "1",
-                    "--out", str(run), "--quiet", "--no-map", "--overwrite"], check=True, stdout=subprocess.DEVNULL)
+                    "--out", str(run), "--quiet", "--no-map", "--overwrite", "--config", recipe], check=True,
+                   stdout=subprocess.DEVNULL)
     return run
 
 
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--bands", type=int, default=200)
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=2048)
+    ap.add_argument("--recipe", default="paper_indian_pines", help="the model's recipe (built-in name or file)")
     ap.add_argument("--scratch", type=Path, default=None, help="where the synthetic cubes go (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=Path("results/predict_scaling.md"))
     args = ap.parse_args()
@@ -95,7 +97,7 @@ def main() -> None:
 
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="hsiclip-scaling-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    run = training_run(scratch, args.bands)
+    run = training_run(scratch, args.bands, args.recipe)
     trained = load_run(run)
     w = trained.cfg.model.window
     flops = flops_per_sample(trained.model, torch.zeros(w, w, trained.cfg.data.pca_components))
@@ -119,11 +121,12 @@ def main() -> None:
     lines = [
         "# Prediction throughput and memory against scene size", "",
         f"Command: `python benchmarks/predict_scaling.py --sizes {' '.join(map(str, args.sizes))} --bands "
-        f"{args.bands} --tile {args.tile} --batch-size {args.batch_size}`", "",
+        f"{args.bands} --tile {args.tile} --batch-size {args.batch_size}"
+        + ("" if args.recipe == "paper_indian_pines" else f" --recipe {args.recipe}") + "`", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, Python {sys.version.split()[0]}. "
-        f"Data: synthetic int16 cubes, {args.bands} bands (seed 0), as .npy files read tile by tile. Model: the "
-        f"paper's ({trained.cfg.model.window} x {trained.cfg.model.window} windows, PCA {args.bands} -> "
+        f"Data: synthetic int16 cubes, {args.bands} bands (seed 0), as .npy files read tile by tile. Model: recipe "
+        f"`{args.recipe}` ({trained.cfg.model.window} x {trained.cfg.model.window} windows, PCA {args.bands} -> "
         f"{trained.cfg.data.pca_components}), {flops / 1e6:.2f} MFLOPs per pixel for the network (PyTorch's "
         f"counter) + {pca_flops / 1e3:.0f} kFLOPs for the PCA projection. FLOP bound: those FLOPs at the fp32 "
         "matrix-multiply rate measured just before each size (2048 x 2048 GEMM, best of 3 s). Peak memory: the "
