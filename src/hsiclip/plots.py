@@ -115,10 +115,6 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
         if paper:
             ax.scatter(*zip(*paper, strict=True), marker="D", facecolor="none", edgecolor="crimson", s=60, zorder=3,
                        label="paper")
-        for i, t in enumerate(table):
-            if np.isnan(t["oa_mean"]):
-                ax.annotate(t["status"] or "not run", (i, ax.get_ylim()[0]), xytext=(0, 6), textcoords="offset points",
-                            ha="center", fontsize=7, rotation=90, va="bottom", color="0.4")
         for t in has:
             ax.annotate(f"{t['oa_mean']:.2f}", (table.index(t), t["oa_mean"] + t["oa_std"]), xytext=(0, 3),
                         textcoords="offset points", ha="center", fontsize=8)
@@ -127,6 +123,11 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
     if values:
         top = max([t["oa_mean"] + t["oa_std"] for t in has] + [t["paper_oa"] or 0 for t in table])
         ax.set_ylim(max(0.0, min(values) - 3), min(100.0, top + 1.5))
+    if x_label is None:  # rows without a measurement say why, at the foot of their slot
+        for i, t in enumerate(table):
+            if np.isnan(t["oa_mean"]):
+                ax.annotate(t["status"] or "not run", (i, ax.get_ylim()[0]), xytext=(0, 6), textcoords="offset points",
+                            ha="center", fontsize=8, rotation=90, va="bottom", color="0.35")
     ax.set_ylabel("overall accuracy (%)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
