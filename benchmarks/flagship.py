@@ -5,7 +5,7 @@
 From the paper's recipe to the flagship one step at a time, then one direction at a time on top of the flagship.
 Each row trains on 80% of each seed's 10% training pixels (Indian Pines, the paper's random split) and is scored on
 the other 20%: the choices are made on those validation pixels, never on test pixels, which this script never
-reads. A direction is kept in the flagship recipe only if it raises the mean validation OA; the flagship's test
+reads. A direction may join the flagship recipe only if it raises the mean validation OA; the flagship's test
 numbers come from `hsiclip compare` (benchmarks/compare_indian_pines_cpu.sh). Runs are cached under --work, so an
 interrupted ablation resumes.
 """
@@ -106,7 +106,9 @@ def main() -> None:
         over_budget = r["params"] > PARAMS_MAX or r["flops"] > FLOPS_MAX
         if r["what"].startswith("flagship +") and flagship is not None:
             gain = r["oa"][0] - flagship["oa"][0]
-            verdict = ("over budget" if over_budget else "kept" if gain > 0 else "dropped") + f" ({gain:+.2f})"
+            noise = max(r["oa"][1], flagship["oa"][1])
+            verdict = "over budget" if over_budget else "helps" if gain > 0 else "does not help"
+            verdict += f" ({gain:+.2f}" + (", within one std)" if abs(gain) < noise else ")")
         else:
             verdict = "over budget" if over_budget else ""
         lines.append(f"| {r['what']} | {' '.join(map(str, r['seeds']))} | {r['oa'][0]:.2f} ± {r['oa'][1]:.2f} "
