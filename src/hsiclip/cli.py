@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -152,11 +153,10 @@ def train(
     if prompt_file is None:
         data = load_scene_cli(cfg.data.scene, data_dir, download, no_verify, quiet)
     replay = Split.load(split) if split else None
-    if replay is None and protocol == "leakfree":
-        from .data.splits import disjoint_split
+    if replay is None and protocol == "leakfree":  # the comparison's leak-free split, at this model's window
+        from .compare import PROTOCOLS
 
-        replay = disjoint_split(data.labels, fraction=cfg.data.train_fraction, window=cfg.model.window,
-                                seed=seed, class_names=data.class_names)
+        replay = PROTOCOLS.get("leakfree").split(data, seed, cfg.data.train_fraction, cfg.model.window)
     console.print(f"[dim]{cfg.name}: {cfg.data.scene} from {data.source}; {cfg.train.epochs} epochs, "
                   f"encoder {cfg.text.encoder}, device {dev}[/dim]", soft_wrap=True)
     metrics = train_run(cfg, data, out, device=dev, cache_dir=cache_dir(), split=replay, progress=not quiet,
@@ -273,6 +273,17 @@ def _parse_epochs(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _dim_log(quiet: bool) -> Callable[[str], None]:
+    return lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]")
+
+
+def _measured_on(records: list[dict[str, Any]]) -> str:
+    """The machines the records were measured on (a --no-train call only tabulates them)."""
+    from .efficiency import machine
+
+    return "; ".join(sorted({r.get("machine") or machine() for r in records}))
+
+
 def _parse_seeds(seeds: str) -> list[int]:
     try:
         return [int(s) for s in seeds.split(",")]
@@ -307,7 +318,7 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Train every system on the same splits; write the comparison table, CSV and OA-vs-FLOPs figure."""
-    from .compare import ALL_SYSTEMS, PROTOCOLS, SYSTEMS, machine, resolve_epochs, run_comparison
+    from .compare import ALL_SYSTEMS, PROTOCOLS, SYSTEMS, resolve_epochs, run_comparison
     from .report import protocols_markdown, write_report
 
     if list_:
@@ -338,7 +349,7 @@ def compare(
         records = run_comparison(data, names, seed_list, protocol=p, fraction=fraction,
                                  epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
                                  device=dev, cache_dir=cache_dir(), progress=not quiet,
-                                 log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"),
+                                 log=_dim_log(quiet),
                                  train=not no_train, window=window)
         if not records:
             message = f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without --no-train"
@@ -346,16 +357,13 @@ def compare(
                 raise ConfigError(message)
             console.print(f"[yellow]{message}[/yellow]")
             continue
-        # the machines the records were measured on (a --no-train call only tabulates them)
-        measured_on = "; ".join(sorted({r.get("machine", machine()) for r in records}))
-        paths = write_report(records, out, command=command, machine=measured_on, notes=note or [])
+        paths = write_report(records, out, command=command, machine=_measured_on(records), notes=note or [])
         console.print("wrote " + ", ".join(str(x) for x in paths))
         by_protocol[p] = records
     if "paper" in by_protocol and "leakfree" in by_protocol:
         md = out / ("protocols.md" if scene == "indian_pines" else f"protocols_{scene}.md")
-        measured_on = "; ".join(sorted({r.get("machine", machine()) for p in by_protocol.values() for r in p}))
         md.write_text(protocols_markdown(by_protocol["paper"], by_protocol["leakfree"], command=command,
-                                         machine=measured_on))
+                                         machine=_measured_on([r for rs in by_protocol.values() for r in rs])))
         console.print(f"wrote {md}")
 
 
@@ -404,7 +412,7 @@ def reproduce(
                            command="hsiclip " + shlex.join(STATE["argv"]), epochs=_parse_epochs(epochs or []),
                            skip=[s.strip() for item in skip or [] for s in item.split(",") if s.strip()],
                            device=dev, cache_dir=cache_dir(), progress=not quiet, train=not no_train,
-                           log=lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]"))
+                           log=_dim_log(quiet))
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -35,7 +35,7 @@ def paper_numbers(name: str, scene: str) -> dict[str, Any]:
             "paper_params_mb": entry.get("params_mb"), "paper_latency_s": entry.get("latency_s")}
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     v = np.asarray(values, dtype=np.float64)
     return float(v.mean()), float(v.std())  # population std over seeds
 
@@ -50,7 +50,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                                "seeds": " ".join(str(r["seed"]) for r in rs), "n_seeds": len(rs),
                                "epochs": first["epochs"], "paper_epochs": first["paper_epochs"]}
         for key in ("oa", "aa", "kappa"):
-            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r[key] for r in rs])
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
         row["trainable_params"], row["flops"] = first["trainable_params"], first["flops"]
         row["train_s"] = float(np.mean([r["train_s"] for r in rs]))
         row["infer_s"] = float(np.mean([r["infer_s"] for r in rs]))

@@ -28,7 +28,7 @@ from .compare import SYSTEMS, machine, run_comparison, vlm_config
 from .data.scenes import Scene
 from .errors import EncoderUnavailableError
 from .registry import Registry
-from .report import paper_numbers
+from .report import mean_std, paper_numbers
 from .text.encoders import encoder_available
 
 
@@ -275,8 +275,7 @@ def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_di
 
 # --- tables ------------------------------------------------------------------------------------------------------
 def _stats(records: Sequence[dict[str, Any]], key: str) -> tuple[float, float]:
-    v = np.asarray([r[key] for r in records], dtype=np.float64)
-    return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+    return mean_std([r[key] for r in records]) if records else (float("nan"), float("nan"))
 
 
 def summarise_rows(results: Sequence[dict[str, Any]], scene: str) -> list[dict[str, Any]]:
