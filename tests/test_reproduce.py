@@ -121,7 +121,7 @@ def test_figure_experiments_on_a_tiny_scene(tmp_path, tiny_prompts, text_cache, 
     monkeypatch.setattr(figures, "UMAP_POINTS", 200)
     scene = make_tiny_scene()
     kw = _kw(tmp_path, tiny_prompts, text_cache)
-    heavy = [s for s in figures.TABLE1 if s not in ("ours", "mcls_clip", "ssftt")]
+    heavy = [s for s in figures.MAP_SYSTEMS if s not in ("ours", "mcls_clip", "ssftt")]
     emb = reproduce.reproduce("embeddings", scene, [0, 1], **kw)
     text = emb[0].read_text()
     assert "| ours (paper recipe) | 0 1 |" in text and "| M-CLS CLIP | 0 1 |" in text

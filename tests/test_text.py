@@ -36,7 +36,7 @@ def test_user_prompt_file_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"1\.\.C"):
         load_prompt_set(p)
     p.write_text('[[classes]]\nlabel = 1\nname = "A"\n[[classes]]\nlabel = 2\nname = "A"\n')
-    with pytest.raises(ConfigError, match="class name\(s\) .A. appear more than once"):
+    with pytest.raises(ConfigError, match=r"class name\(s\) .A. appear more than once"):
         load_prompt_set(p)
     with pytest.raises(ConfigError, match="no prompt set"):
         load_prompt_set("atlantis")

@@ -201,7 +201,7 @@ def maps_figure(ground_truth: np.ndarray, panels: list[dict], class_names: list[
     c = len(class_names)
     cmap = ListedColormap(np.vstack([[1, 1, 1, 1], class_colors(c)]))  # -1 white, 0 black, 1..C classes
     n = len(panels) + 1
-    cols = min(4, n)
+    cols = min(5 if n > 12 else 4, n)  # 13-15 panels fill three rows of five
     rows = -(-n // cols)
     h, w = ground_truth.shape
     size = 3.0 * min(1.6, max(0.6, w / h))
