@@ -3,7 +3,7 @@
 # results/compare_indian_pines_leakfree.md and results/protocols.md (leak-free protocol, the systems that fit a CPU).
 # Order: the light systems' four seeds, the same under the leak-free protocol, then the heavy systems seed by seed.
 # Every call is resumable (finished (system, seed) pairs are skipped), so the script can be stopped and started again
-# at any point; the intermediate calls write their tables to runs/ and only the last line writes results/.
+# at any point; the intermediate calls write their tables to runs/ and only the last two lines write results/.
 # Reduced epochs (the paper's count in brackets in the table): the heavy systems cannot run their papers' epochs here;
 # test-set inference alone takes 1.5-17 minutes per seed for 3D-CNN, HybridSN, morphFormer, HiT, DCTN, GAF-NAU and
 # SS-TMNet on this CPU (9,224 test windows).
@@ -18,6 +18,9 @@ run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --quiet "$@"; }
 run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}" --out runs/compare/tables
 run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}" --protocol leakfree --out runs/compare/tables
 for seed in 0 1 2 3; do run --models $HEAVY --seeds $seed "${HEAVY_EPOCHS[@]}" --out runs/compare/tables; done
+# the cross-field protocol (training on one region per class, testing on unseen fields) for the classical rows only
+run --models svm,rf --seeds 0,1,2,3 --protocol crossfield \
+    --note "Produced by benchmarks/compare_indian_pines_cpu.sh on the real Indian Pines scene (../shared/data)."
 # the tables over every finished pair (run this line alone to tabulate a partly finished comparison)
 run --models all --seeds 0,1,2,3 --protocol paper,leakfree --no-train "${LIGHT_EPOCHS[@]}" "${HEAVY_EPOCHS[@]}" \
     --note "Produced by benchmarks/compare_indian_pines_cpu.sh on the real Indian Pines scene (../shared/data); the seeds column lists the seeds each row has finished."

@@ -50,6 +50,23 @@ def test_classes_stay_in_both_where_the_scene_allows():
         disjoint_split(labels, fraction=0.99, window=5)
 
 
+def test_training_share_is_spread_over_every_field_of_a_class():
+    labels = np.zeros((60, 60), dtype=np.int64)
+    labels[2:22, 2:22] = 1  # class 1: two fields, 400 and 200 pixels, far apart
+    labels[40:60, 45:55] = 1
+    labels[30:45, 2:30] = 2  # class 2: one field
+    fields = ndimage.label(labels == 1)[0].reshape(-1)
+    for seed in (0, 1):
+        split = disjoint_split(labels, fraction=0.1, window=5, seed=seed)
+        ones = split.train[labels.reshape(-1)[split.train] == 1]
+        assert np.bincount(fields[ones], minlength=3)[1:].tolist() == [40, 20]  # in proportion to the fields
+        assert not missing_in_test(split, labels)
+        one = disjoint_split(labels, fraction=0.1, window=5, seed=seed, per_field=False)
+        ones = one.train[labels.reshape(-1)[one.train] == 1]
+        assert np.unique(fields[ones]).size == 1  # crossfield: one compact region, the other field unseen
+    assert PROTOCOLS.get("crossfield").fit_on_train and PROTOCOLS.get("leakfree").fit_on_train
+
+
 def test_preprocessing_fitted_on_training_pixels_ignores_test_pixels():
     scene = make_tiny_scene(bands=20)
     split = PROTOCOLS.get("leakfree").split(scene, 0, 0.2, 5)

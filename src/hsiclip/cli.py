@@ -114,8 +114,9 @@ def train(
                                                       "they become the prompts.")] = None,
     cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
     labels_key: Annotated[str | None, typer.Option(help="Variable holding the labels in a .mat file.")] = None,
-    protocol: Annotated[str, typer.Option(help="paper (random share, PCA on the whole scene) or leakfree "
-                                               "(spatially disjoint, PCA on training pixels).")] = "paper",
+    protocol: Annotated[str, typer.Option(help="paper (random share, PCA on the whole scene), leakfree "
+                                               "(spatially disjoint, PCA on training pixels) or crossfield "
+                                               "(leak-free, tested on unseen fields).")] = "paper",
     device: Device = "cpu",
     download: Download = False,
     no_verify: NoVerify = False,
@@ -141,22 +142,21 @@ def train(
         names = [p.name for p in load_prompt_set(classes)]
         data = user_scene(cube, labels, names, name=scene or cube.stem, cube_key=cube_key, labels_key=labels_key)
         scene = data.name
-    if protocol not in ("paper", "leakfree"):
-        raise ConfigError(f"--protocol must be paper or leakfree (got {protocol!r})")
+    from .compare import PROTOCOLS
+
+    proto = PROTOCOLS.get(protocol)
     cfg = load_config(config, scene).replace(**{
         "train.seed": seed, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
         "data.train_fraction": train_fraction, "text.encoder": encoder, "text.prompts": prompts,
         "loss.negatives": negatives, "model.projection": projection,
-        "data.pca_fit": "train" if protocol == "leakfree" else None})
+        "data.pca_fit": "train" if proto.fit_on_train else None})
     dev = resolve_device(device)
     out = out or Path("runs") / f"{cfg.data.scene}-seed{seed}"
     if prompt_file is None:
         data = load_scene_cli(cfg.data.scene, data_dir, download, no_verify, quiet)
     replay = Split.load(split) if split else None
-    if replay is None and protocol == "leakfree":  # the comparison's leak-free split, at this model's window
-        from .compare import PROTOCOLS
-
-        replay = PROTOCOLS.get("leakfree").split(data, seed, cfg.data.train_fraction, cfg.model.window)
+    if replay is None and protocol != "paper":  # the comparison's leak-free split, at this model's window
+        replay = proto.split(data, seed, cfg.data.train_fraction, cfg.model.window)
     console.print(f"[dim]{cfg.name}: {cfg.data.scene} from {data.source}; {cfg.train.epochs} epochs, "
                   f"encoder {cfg.text.encoder}, device {dev}[/dim]", soft_wrap=True)
     metrics = train_run(cfg, data, out, device=dev, cache_dir=cache_dir(), split=replay, progress=not quiet,
@@ -298,7 +298,8 @@ def compare(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each seed is one split shared by all.")] = "0",
     protocol: Annotated[str, typer.Option(
         help="How labelled pixels are split: paper (random share), leakfree (spatially disjoint, preprocessing "
-             "fitted on training pixels), or both: paper,leakfree (adds results/protocols.md).")] = "paper",
+             "fitted on training pixels), crossfield (leak-free, tested on fields unseen in training), or several: "
+             "paper,leakfree (adds results/protocols.md).")] = "paper",
     fraction: Annotated[float, typer.Option(help="Share of labelled pixels per class used for training.")] = 0.1,
     epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run system NAME for N epochs (repeatable).")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Cap every system's epochs (stated in the table).")] = None,

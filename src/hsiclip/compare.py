@@ -127,9 +127,15 @@ PROTOCOLS.register("paper", Protocol(
 PROTOCOLS.register("leakfree", Protocol(
     "leakfree", lambda scene, seed, fraction, window: disjoint_split(scene.labels, fraction=fraction, window=window,
                                                                      seed=seed, class_names=scene.class_names),
-    True, "per class, a compact region holding the training share; every labelled pixel within half a window of a "
-    "training pixel is left out, so no test window contains a training pixel (the window is `-w<N>` in the "
-    "protocol's name; systems that read a larger window are left out of it); PCA and scaling fitted on the "
+    True, "per class, the training share is a strip at one side of each of its fields (in proportion to the "
+    "fields' sizes); every labelled pixel within half a window of a training pixel is left out, so no test window "
+    "contains a training pixel (the window is `-w<N>` in the protocol's name; systems that read a larger window "
+    "are left out of it); PCA and scaling fitted on the training pixels only"))
+PROTOCOLS.register("crossfield", Protocol(
+    "crossfield", lambda scene, seed, fraction, window: disjoint_split(
+        scene.labels, fraction=fraction, window=window, seed=seed, class_names=scene.class_names, per_field=False),
+    True, "leak-free like `leakfree`, but each class's training share is one compact region at one side of the "
+    "class's extent, so most test pixels lie in fields never seen in training; PCA and scaling fitted on the "
     "training pixels only"))
 LEAKFREE_WINDOW = 15  # the default margin window: our model's and most baselines' (HybridSN reads 25 x 25)
 

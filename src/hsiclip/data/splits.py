@@ -69,16 +69,20 @@ def holdout(split: Split, labels: np.ndarray, fraction: float = 0.2, seed: int =
 
 
 def disjoint_split(labels: np.ndarray, *, fraction: float = 0.1, window: int = 25, seed: int = 0,
-                   class_names: tuple[str, ...] | None = None, directions: int = 16) -> Split:
+                   class_names: tuple[str, ...] | None = None, directions: int = 16, per_field: bool = True) -> Split:
     """A spatially disjoint split: no test pixel's `window` x `window` window contains a training pixel.
 
-    Per class (rarest first), the training pixels are the round(`fraction` * n) (at least 1) pixels of that class
-    furthest along one direction: one compact region at one side of the class's extent. Of `directions` candidate
-    directions (seeded offset), the one kept leaves the most classes with some test pixels, and then the most
-    labelled pixels outside the margin. Every labelled pixel within `window // 2` pixels (Chebyshev
-    distance) of a training pixel of any class is then dropped from the test set, so train and test windows are
-    disjoint both ways (overlapping windows inflate accuracy: Liang et al., TGRS 2017; Nalepa et al., GRSL 2019).
-    A class whose pixels all lie within the margin of its own training region keeps no test pixel
+    Per class (rarest first), round(`fraction` * n) (at least 1) training pixels. With `per_field` (default) they
+    are spread over the class's fields (8-connected regions of its label) in proportion to their sizes (largest
+    remainder), and in each field they are the pixels furthest along one direction: a strip at one side of every
+    field, as if a surveyor had labelled the edge of each field and the rest were to be mapped. Without it they
+    are the class's pixels furthest along that direction: one compact region, so testing is on fields never seen
+    in training (much harder: on Indian Pines the fields of one crop differ more than the crops do). Of
+    `directions` candidate directions (seeded offset), the one kept leaves the most classes with some test pixels,
+    and then the most labelled pixels outside the margin. Every labelled pixel within `window // 2` pixels
+    (Chebyshev distance) of a training pixel of any class is then dropped from the test set, so train and test
+    windows are disjoint both ways (overlapping windows inflate accuracy: Liang et al., TGRS 2017; Nalepa et al.,
+    GRSL 2019). A class whose pixels all lie within the margin of its own training pixels keeps no test pixel
     (`missing_in_test`): the scene does not allow both there.
     """
     from scipy import ndimage
@@ -103,10 +107,20 @@ def disjoint_split(labels: np.ndarray, *, fraction: float = 0.1, window: int = 2
             name = class_names[c - 1] if class_names and c <= len(class_names) else f"class {c}"
             raise DataError(f"{name} has only {idx.size} labelled pixels: a {fraction:.0%} training split leaves "
                             "none for testing; lower the training share or drop the class")
+        if per_field:
+            field = ndimage.label(labels == c, structure=np.ones((3, 3)))[0].reshape(-1)[idx]
+            fields, sizes = np.unique(field, return_counts=True)
+            quota = n_train * sizes / idx.size
+            take = np.floor(quota).astype(int)
+            take[np.argsort(take - quota, kind="stable")[: n_train - take.sum()]] += 1  # largest remainders
+            parts = [(idx[field == f], k) for f, k in zip(fields, take, strict=True) if k]
+        else:
+            parts = [(idx, n_train)]
         best, best_score = None, None
         for angle in rng.uniform(0, 2 * np.pi) + np.arange(directions) * 2 * np.pi / directions:
-            along = rows[idx] * np.sin(angle) + cols[idx] * np.cos(angle)
-            cap = idx[np.argsort(-along, kind="stable")[:n_train]]
+            cap = np.concatenate([
+                part[np.argsort(-(rows[part] * np.sin(angle) + cols[part] * np.cos(angle)), kind="stable")[:k]]
+                for part, k in parts])
             trial = train.copy()
             trial[cap] = True
             free = labelled & ~margin(trial)
