@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/flagship"))
     ap.add_argument("--out", type=Path, default=Path("results/flagship.md"))
     ap.add_argument("--no-train", action="store_true", help="tabulate the finished rows only")
+    ap.add_argument("--rows", type=int, nargs="+", default=None,
+                    help="train only these rows (0-based, in table order); the table shows every finished row")
     args = ap.parse_args()
     scene = load_scene("indian_pines", [args.data_dir] if args.data_dir else [])
     cache = Path(tempfile.mkdtemp(prefix="hsiclip-text-"))  # embed each prompt set once for all rows
@@ -71,7 +73,7 @@ def main() -> None:
             cfg = load_config(base).replace(**over, **{"train.seed": seed})
             run = args.work / f"row{i:02d}" / f"seed{seed}"
             if not (run / "metrics.json").is_file():
-                if args.no_train:
+                if args.no_train or (args.rows is not None and i not in args.rows):
                     continue
                 full = random_split(scene.labels, fraction=cfg.data.train_fraction, seed=seed)
                 inner, val = holdout(full, scene.labels, 0.2, seed)
