@@ -19,5 +19,5 @@ run more-baselines --epochs gaf_nau=1
 run embeddings
 run loss-landscape --seeds 0,1
 run batch-size
-run train-fraction --skip dctn
+run train-fraction --skip dctn --seeds 0,1
 run maps --seeds 0 "${HEAVY_EPOCHS[@]}"
