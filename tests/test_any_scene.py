@@ -66,6 +66,7 @@ def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, text_cache
     assert (whole[labelled] == scene.labels[labelled]).mean() > 0.8  # it learnt the stripes
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # a plain GeoTIFF, on purpose
 def test_any_cube_format_reads_the_same(tmp_path, own_scene):
     cube, _, _, _ = own_scene
     ref = CubeSource(cube).read()
