@@ -29,7 +29,7 @@ from .data.scenes import Scene
 from .errors import EncoderUnavailableError
 from .registry import Registry
 from .report import mean_std, paper_numbers
-from .text.encoders import encoder_available
+from .text.encoders import ENCODERS, encoder_available
 
 
 @dataclass(frozen=True)
@@ -154,16 +154,12 @@ _PAPER_ENCODERS = {"bge-large-en-v1.5": 94.03, "bge-m3": 93.04, "multilingual-e5
 
 
 def _encoder_label(name: str) -> str:
-    from .text.encoders import ENCODERS
-
     spec = ENCODERS.get(name)
     return f"{name} ({spec.language}, {spec.family}, {spec.dim}-d)"
 
 
 def _encoder_rows(scene: str) -> list[Row]:
     """The paper's three encoders first, then every other registered one (the recipe's default among them)."""
-    from .text.encoders import ENCODERS
-
     default = vlm_config("ours", scene).text.encoder
     names = [*_PAPER_ENCODERS, *(n for n in ENCODERS.names() if n not in _PAPER_ENCODERS)]
     return [Row(_encoder_label(n), "ours", () if n == default else (("text.encoder", n),),
