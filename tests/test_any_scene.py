@@ -53,6 +53,14 @@ def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, text_cache
     classes_map = np.load(pred / "classes.npy")
     np.testing.assert_array_equal(classes_map, whole)
     np.testing.assert_allclose(np.load(pred / "confidence.npy"), conf, rtol=1e-5)
+    summary = json.loads((pred / "summary.json").read_text())
+    assert summary["stem_per_tile"] and not summary["compiled"]  # a small scene: not worth compiling
+    # compiled (heads-last attention, TorchInductor): the same map
+    assert main(["predict", str(run), str(cube), "--out", str(tmp_path / "fast"), "--tile", "11", "--batch-size",
+                 "64", "--compile", "yes", "--quiet"]) == 0
+    assert json.loads((tmp_path / "fast" / "summary.json").read_text())["compiled"]
+    np.testing.assert_array_equal(np.load(tmp_path / "fast" / "classes.npy"), whole)
+    np.testing.assert_allclose(np.load(tmp_path / "fast" / "confidence.npy"), conf, rtol=1e-4)
     with rasterio.open(pred / "classes.tif") as ds:  # the GeoTIFF keeps the cube's georeferencing
         assert ds.crs == GEO.crs and ds.transform == GEO.transform
         np.testing.assert_array_equal(ds.read(1), whole)

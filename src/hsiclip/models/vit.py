@@ -52,13 +52,35 @@ class MaskedViT(nn.Module):
         if cfg.init == "trunc_normal":
             self.apply(_trunc_normal_init)
 
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, w, w, C) window -> (B, N, dim) patch tokens with positions added."""
+    def stem_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, w, w, C) window -> (B, N, dim) stem outputs (patch or convolution tokens, no positions yet)."""
         if self.cfg.stem == "conv":
-            return self.stem(x) + self.pos_embed[:, 1:]
+            return self.stem(x)
         p = self.cfg.patch
         x = rearrange(x, "b (h p1) (w p2) c -> b (h w) (p1 p2 c)", p1=p, p2=p)  # (B, N, p*p*C)
-        return self.patch_embed(x) + self.pos_embed[:, 1:]
+        return self.patch_embed(x)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, w, w, C) window -> (B, N, dim) patch tokens with positions added."""
+        return self.stem_tokens(x) + self.pos_embed[:, 1:]
+
+    def stem_map(self, tile: torch.Tensor) -> torch.Tensor:
+        """The stem at every position of a (H, W, C) tile at once: (H', W', dim), where the tokens of the window
+        whose top-left pixel is (y, x) are `map[y + dy, x + dx]` for the offsets `stem_offsets()`. Neighbouring
+        windows share their stem outputs, so a whole-scene prediction computes each one once, not once per window.
+        """
+        if self.cfg.stem == "conv":  # both convolutions are translation-equivariant: run them over the whole tile
+            return self.stem(tile.unsqueeze(0))[0].view(tile.shape[0] - 4, tile.shape[1] - 4, -1)
+        p = self.cfg.patch
+        patches = tile.unfold(0, p, 1).unfold(1, p, 1)  # (H - p + 1, W - p + 1, C, p1, p2)
+        return self.patch_embed(rearrange(patches, "h w c p1 p2 -> h w (p1 p2 c)"))
+
+    def stem_offsets(self) -> torch.Tensor:
+        """(N, 2) row and column offsets of each token's stem output from its window's top-left pixel."""
+        side = self.cfg.window - 4 if self.cfg.stem == "conv" else self.cfg.window // self.cfg.patch
+        step = 1 if self.cfg.stem == "conv" else self.cfg.patch
+        grid = torch.arange(side) * step
+        return torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).view(-1, 2)  # token order: row-major
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """Keep a random (1 - mask_ratio) share of the N tokens of each sample: (B, N, D) -> (B, N_keep, D)."""
@@ -67,14 +89,18 @@ class MaskedViT(nn.Module):
         order = torch.rand(b, n, device=x.device).argsort(dim=1)[:, :keep]  # (B, N_keep)
         return x.gather(1, order.unsqueeze(-1).expand(-1, -1, d))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, w, w, C) -> (B, out_dim) unnormalised embedding (the CLS token through the head)."""
-        x = self.tokens(x)
+    def encode_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, dim) stem outputs -> (B, out_dim): positions, masking while training, CLS, blocks, head."""
+        x = x + self.pos_embed[:, 1:]
         if self.training and self.cfg.mask_ratio > 0:
             x = self.mask(x)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = self.blocks(torch.cat([cls, x], dim=1))  # (B, 1 + N, D)
         return self.head(self.norm(x[:, 0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, w, w, C) -> (B, out_dim) unnormalised embedding (the CLS token through the head)."""
+        return self.encode_tokens(self.stem_tokens(x))
 
 
 def _trunc_normal_init(m: nn.Module) -> None:

@@ -39,7 +39,11 @@ class HSIClip(nn.Module):
         return self.text_features.shape[0]
 
     def encode_image(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        z = self.visual(x)  # (B, d)
+        return self.encode_stem_tokens(self.visual.stem_tokens(x), normalize)
+
+    def encode_stem_tokens(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, N, dim) outputs of the vision stem (`MaskedViT.stem_tokens` or `stem_map`) -> (B, d) embeddings."""
+        z = self.visual.encode_tokens(tokens)  # (B, d)
         if self.cfg.projection == "vision":
             z = self.visual_proj(z)
         return F.normalize(z, dim=-1) if normalize else z
@@ -50,5 +54,9 @@ class HSIClip(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, w, w, C) windows -> (B, num_classes) scaled cosine similarities."""
+        return self.classify_stem_tokens(self.visual.stem_tokens(x))
+
+    def classify_stem_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, dim) vision-stem outputs -> (B, num_classes) scaled cosine similarities (as `forward`)."""
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()  # CLIP clamps the scale at 100
-        return scale * self.encode_image(x) @ self.encode_text().T
+        return scale * self.encode_stem_tokens(tokens) @ self.encode_text().T
