@@ -7,6 +7,9 @@
 # Reduced epochs (the paper's count in brackets in the table): the heavy systems cannot run their papers' epochs here;
 # test-set inference alone takes 1.5-17 minutes per seed for 3D-CNN, HybridSN, morphFormer, HiT, DCTN, GAF-NAU and
 # SS-TMNet on this CPU (9,224 test windows).
+# The per-(system, seed) records (small JSON files) are committed under results/records/compare, so that a later
+# session, or a machine with a GPU, extends the tables instead of starting again; weights and run folders beside
+# them are not committed (.gitignore).
 set -euo pipefail
 DATA=${HSICLIP_DATA_DIR:-../shared/data}
 LIGHT=ours,flagship,mcls_clip,vision_only,ssftt,forward_forward,svm,rf,cnn2d,vit
@@ -14,7 +17,7 @@ LIGHT_EPOCHS=(--epochs cnn2d=30 --epochs vit=5)
 HEAVY=hybridsn,cnn3d,morphformer,hit,dctn,gaf_nau,sstmnet
 HEAVY_EPOCHS=(--epochs hybridsn=3 --epochs cnn3d=2 --epochs morphformer=3 --epochs hit=2 --epochs dctn=2
               --epochs gaf_nau=1 --epochs sstmnet=1)
-run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --quiet "$@"; }
+run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --work-dir results/records/compare --quiet "$@"; }
 run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}" --out runs/compare/tables
 run --models $LIGHT --seeds 0,1,2,3 "${LIGHT_EPOCHS[@]}" --protocol leakfree --out runs/compare/tables
 for seed in 0 1 2 3; do run --models $HEAVY --seeds $seed "${HEAVY_EPOCHS[@]}" --out runs/compare/tables; done

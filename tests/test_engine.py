@@ -74,6 +74,18 @@ def test_schedule_ema_augmentation_and_best_epoch_on_validation():
     assert 100 * np.mean(pred == scene.targets[val]) == pytest.approx(best["best_val_acc"])
 
 
+def test_spectral_fill_replaces_whole_windows_by_their_centre_pixel():
+    from hsiclip.engine import spectral_fill
+
+    torch.manual_seed(0)
+    x = torch.randn(400, 5, 5, 3)
+    out = spectral_fill(x, 0.5)
+    filled = (out == out[:, 2:3, 2:3]).all(dim=(1, 2, 3))  # every pixel equals the centre
+    assert 150 < int(filled.sum()) < 250  # about half the windows
+    assert torch.equal(out[~filled], x[~filled]) and torch.equal(out[:, 2, 2], x[:, 2, 2])
+    assert torch.equal(spectral_fill(x, 0.0), x) and bool((spectral_fill(x, 1.0) == x[:, 2:3, 2:3]).all())
+
+
 def test_test_time_augmentation_averages_the_eight_views():
     from hsiclip.engine import dihedral, predict
 

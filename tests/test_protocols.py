@@ -6,7 +6,7 @@ from conftest import make_tiny_scene
 from scipy import ndimage
 
 from hsiclip.compare import PROTOCOLS, baseline_input, protocol_tag, run_comparison
-from hsiclip.data.splits import disjoint_split, missing_in_test
+from hsiclip.data.splits import disjoint_split, field_holdout, missing_in_test
 from hsiclip.errors import DataError
 from hsiclip.report import protocols_markdown
 
@@ -65,6 +65,25 @@ def test_training_share_is_spread_over_every_field_of_a_class():
         ones = one.train[labels.reshape(-1)[one.train] == 1]
         assert np.unique(fields[ones]).size == 1  # crossfield: one compact region, the other field unseen
     assert PROTOCOLS.get("crossfield").fit_on_train and PROTOCOLS.get("leakfree").fit_on_train
+
+
+def test_leak_free_validation_holds_out_whole_fields_away_from_training_windows():
+    labels = np.zeros((80, 80), dtype=np.int64)
+    for k, (r, c) in enumerate([(2, 2), (2, 42), (42, 2), (42, 42)]):  # class 1: four fields far apart
+        labels[r : r + 30, c : c + 15] = 1
+    labels[r : r + 30, c + 20 : c + 36] = 2  # class 2: one field, beside class 1's last
+    fields = ndimage.label(labels == 1)[0].reshape(-1)
+    split = disjoint_split(labels, fraction=0.2, window=5, seed=0)
+    inner, val = field_holdout(split, labels, fraction=0.25, window=5, seed=0)
+    flat = labels.reshape(-1)
+    assert np.array_equal(inner.test, split.test) and set(inner.train) | set(val) <= set(split.train)
+    assert not set(inner.train) & set(val) and (flat[val] == 1).all()  # a class with one field keeps it for training
+    assert np.unique(fields[val]).size == 1 and not set(fields[val]) & set(fields[inner.train])  # one whole field
+    kept = np.zeros(labels.size, dtype=bool)
+    kept[inner.train] = True
+    dist = ndimage.distance_transform_cdt(~kept.reshape(labels.shape), metric="chessboard").reshape(-1)
+    assert dist[val].min() > 2  # no validation pixel inside a remaining training window
+    assert len(val) == int((flat[split.train] == 1).sum()) // 4  # its field's strip, whole: far from the others
 
 
 def test_preprocessing_fitted_on_training_pixels_ignores_test_pixels():

@@ -75,6 +75,8 @@ class TrainConfig:
     schedule: str = "constant"  # "constant" (paper) or "cosine" (decay to 0 after a linear warm-up)
     warmup_epochs: int = 0  # epochs of linear learning-rate warm-up (cosine schedule)
     augment: bool = False  # random flips and 90-degree rotations of each training window
+    spectral_fill: float = 0.0  # share of training windows whose every pixel becomes the centre pixel: a window as
+    #                             inside a uniform field, which teaches the model to read the spectrum alone
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation (0 = off)
     val_fraction: float = 0.0  # share of each class's training pixels held out to pick the best epoch (0 = off)
@@ -155,6 +157,7 @@ def validate(cfg: RunConfig) -> None:
         (0.0 <= t.label_smoothing < 1.0 and 0.0 <= t.ema < 1.0,
          "train.label_smoothing and train.ema must be in [0, 1)"),
         (0.0 <= t.val_fraction < 1.0, "train.val_fraction must be in [0, 1)"),
+        (0.0 <= t.spectral_fill <= 1.0, f"train.spectral_fill must be in [0, 1] (got {t.spectral_fill})"),
         (lo.negatives in ("hard+semi", "hard", "semi", "all"),
          f"loss.negatives must be one of hard+semi, hard, semi, all (got {lo.negatives!r})"),
         (lo.k_hard >= 0 and lo.k_semi >= 0, "loss.k_hard and loss.k_semi must be >= 0"),

@@ -40,6 +40,17 @@ def random_dihedral(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def spectral_fill(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A random share `p` of the (B, w, w, C) windows with every pixel replaced by the window's centre pixel."""
+    pick = torch.rand(x.shape[0], device=x.device) < p  # (B,)
+    if not pick.any():
+        return x
+    c = x.shape[1] // 2
+    out = x.clone()
+    out[pick] = x[pick, c : c + 1, c : c + 1].expand(-1, x.shape[1], x.shape[2], -1)
+    return out
+
+
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     """Linear warm-up over `warmup_epochs`, then cosine decay to 0 at the last step."""
     warm, total = cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch
@@ -58,9 +69,9 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
     """Adam over shuffled mini-batches of windows around `index` (flat pixels) with labels `target` (0..C-1).
 
     With `cfg`'s defaults this is the paper's loop. Options beyond it: a cosine schedule with warm-up, random
-    flips/rotations of the windows, an exponential moving average of the weights (evaluated and kept instead of the
-    last weights), and `val` = (pixels, labels) held out of the training pixels: the weights of the epoch with the
-    best validation accuracy are kept.
+    flips/rotations of the windows, windows filled with their centre pixel (`spectral_fill`), an exponential moving
+    average of the weights (evaluated and kept instead of the last weights), and `val` = (pixels, labels) held out
+    of the training pixels: the weights of the epoch with the best validation accuracy are kept.
     """
     device = sampler.padded.device
     index_t = torch.as_tensor(index, device=device)
@@ -96,6 +107,8 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
             windows = sampler(index_t[b])
             if cfg.augment:
                 windows = random_dihedral(windows)
+            if cfg.spectral_fill > 0:
+                windows = spectral_fill(windows, cfg.spectral_fill)
             logits = model(windows)  # (B, C)
             loss = loss_fn(logits, target_t[b])
             opt.zero_grad(set_to_none=True)

@@ -68,6 +68,35 @@ def holdout(split: Split, labels: np.ndarray, fraction: float = 0.2, seed: int =
     return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
 
 
+def field_holdout(split: Split, labels: np.ndarray, fraction: float = 0.25, window: int = 15,
+                  seed: int = 0) -> tuple[Split, np.ndarray]:
+    """A leak-free validation set carved from the training pixels: per class, the training pixels of a seeded
+    `fraction` of the fields (8-connected regions of its label) that hold some (at least one field when a class has
+    two or more, none when it has one), minus those within `window // 2` pixels of a remaining training pixel.
+
+    Returns (Split(train=remaining training pixels, test=the original test pixels), validation indices): choices
+    made on those validation pixels see fields that no training window touches, and never the test split.
+    """
+    from scipy import ndimage
+
+    h, w = labels.shape
+    flat = labels.reshape(-1)
+    rng = np.random.default_rng(seed + 20_000)
+    held = np.zeros(h * w, dtype=bool)
+    for c in np.unique(flat[split.train]):
+        field = ndimage.label(labels == c, structure=np.ones((3, 3)))[0].reshape(-1)
+        mine = split.train[flat[split.train] == c]
+        fields = np.unique(field[mine])
+        k = max(1, round(fraction * len(fields))) if len(fields) > 1 else 0
+        chosen = rng.permutation(fields)[:k]
+        held[mine[np.isin(field[mine], chosen)]] = True
+    train = split.train[~held[split.train]]
+    kept = np.zeros(h * w, dtype=bool)
+    kept[train] = True
+    near = ndimage.maximum_filter(kept.reshape(h, w), size=window, mode="constant").reshape(-1)
+    return Split(train, split.test), np.flatnonzero(held & ~near)
+
+
 def disjoint_split(labels: np.ndarray, *, fraction: float = 0.1, window: int = 25, seed: int = 0,
                    class_names: tuple[str, ...] | None = None, directions: int = 16, per_field: bool = True) -> Split:
     """A spatially disjoint split: no test pixel's `window` x `window` window contains a training pixel.
