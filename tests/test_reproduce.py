@@ -61,6 +61,11 @@ def test_table_experiment_end_to_end_resumes_without_training(tmp_path, tiny_pro
     def boom(*a, **k):
         raise AssertionError("nothing should be trained again")
 
+    import shutil
+
+    for v in variants:  # the small JSON records alone (as committed) are enough: the run folders may be gone
+        for seed in (0, 1):
+            shutil.rmtree(tmp_path / "work" / "tiny" / "vlm" / "ours" / v / f"seed{seed}")
     with monkeypatch.context() as m:
         m.setattr(run, "train_run", boom)
         m.setattr(compare, "_train_vlm", boom)

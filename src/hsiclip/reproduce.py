@@ -217,6 +217,9 @@ def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device
     cfg = vlm_config(row.system, scene.name).replace(
         **{k: v for k, v in row.overrides}, **{"train.seed": seed, "data.train_fraction": row.fraction})
     run_dir = variant_dir(work_dir, scene.name, row) / f"seed{seed}"
+    record = run_dir.with_suffix(".json")  # the small record beside the run folder, kept when the folder is not
+    if record.is_file():
+        return json.loads(record.read_text())
     if (run_dir / "metrics.json").is_file():
         m = json.loads((run_dir / "metrics.json").read_text())
     elif not train:
@@ -225,10 +228,11 @@ def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device
         split = random_split(scene.labels, fraction=row.fraction, seed=seed, class_names=scene.class_names)
         m = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, prompt_file=prompt_file,
                       progress=progress, overwrite=True)
-    return {"seed": seed, "oa": m["oa"], "aa": m["aa"], "kappa": m["kappa"], "train_s": m["timing"]["train_s"],
-            "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "paper_epochs": cfg.train.epochs,
-            "machine": m["timing"].get("machine"),
-            "run": str(run_dir)}
+    out = {"seed": seed, "oa": m["oa"], "aa": m["aa"], "kappa": m["kappa"], "train_s": m["timing"]["train_s"],
+           "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "paper_epochs": cfg.train.epochs,
+           "machine": m["timing"].get("machine"), "run": str(run_dir)}
+    record.write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
 
 def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_dir: Path, compare_dir: Path,
