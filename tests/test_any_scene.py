@@ -131,6 +131,9 @@ def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, capsys):
     _fails(["predict", str(run), str(bad), "--out", str(tmp_path / "q"), "--tile", "8", "--quiet"], capsys,
            "NaN or infinite values")
     assert not (tmp_path / "q").exists() and not list(tmp_path.glob(".q.*"))  # the partial output was removed
+    _fails(["predict", str(run), str(cube), "--out", str(tmp_path / "r"), "--compile", "maybe", "--quiet"], capsys,
+           "--compile must be auto, yes or no")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow

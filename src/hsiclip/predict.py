@@ -71,14 +71,15 @@ def _classify_stem_map(net: torch.nn.Module, stem_map: torch.Tensor, offsets: to
                        cols: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Class (0..C-1) and confidence of the windows with top-left pixels (rows, cols) of a padded tile, their tokens
     gathered from the tile's `stem_map` (H', W', D) at `offsets` (N, 2) instead of recomputed per window."""
-    rows_t, cols_t = torch.as_tensor(rows.reshape(-1, 1)), torch.as_tensor(cols.reshape(-1, 1))
+    rows_t = torch.as_tensor(rows.reshape(-1, 1), device=stem_map.device)
+    cols_t = torch.as_tensor(cols.reshape(-1, 1), device=stem_map.device)
     preds, confs = [], []
     for s in range(0, len(rows_t), batch_size):
         tokens = stem_map[rows_t[s : s + batch_size] + offsets[:, 0], cols_t[s : s + batch_size] + offsets[:, 1]]
         conf, pred = net(tokens).softmax(dim=1).max(dim=1)  # tokens: (B, N, D)
         preds.append(pred)
         confs.append(conf)
-    return torch.cat(preds).numpy(), torch.cat(confs).numpy()
+    return torch.cat(preds).cpu().numpy(), torch.cat(confs).cpu().numpy()
 
 
 def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, batch_size: int = 64,
