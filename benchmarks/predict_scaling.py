@@ -87,7 +87,8 @@ def executed_flops(model: torch.nn.Module, window: int, channels: int, tile: int
     return round(stem.get_total_flops() / tile**2) + rest.get_total_flops()
 
 
-def predict_peak(run: Path, cube: Path, out: Path, tile: int, batch: int) -> tuple[float, float, dict]:
+def predict_peak(run: Path, cube: Path, out: Path, tile: int, batch: int, compile: str = "auto"
+                 ) -> tuple[float, float, dict]:
     """Wall seconds, peak RSS (MB) of a fresh `hsiclip predict` process, and its summary.
 
     The process is started by a small fresh parent (`map_memory.run`): a child's ru_maxrss also counts the peak of
@@ -97,7 +98,7 @@ def predict_peak(run: Path, cube: Path, out: Path, tile: int, batch: int) -> tup
     from map_memory import run as measured
 
     wall, peak = measured(["hsiclip", "predict", str(run), str(cube), "--out", str(out), "--tile", str(tile),
-                           "--batch-size", str(batch), "--overwrite", "--quiet"])
+                           "--batch-size", str(batch), "--compile", compile, "--overwrite", "--quiet"])
     return wall, peak, json.loads((out / "summary.json").read_text())
 
 
@@ -108,6 +109,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--recipe", default="paper_indian_pines", help="the model's recipe (built-in name or file)")
+    ap.add_argument("--compile", choices=["auto", "yes", "no"], default="auto", help="passed to `hsiclip predict`")
     ap.add_argument("--scratch", type=Path, default=None, help="where the synthetic cubes go (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=Path("results/predict_scaling.md"))
     args = ap.parse_args()
@@ -129,7 +131,8 @@ def main() -> None:
         synthetic_cube(cube, size, args.bands)
         gen = time.perf_counter() - t
         rate = matmul_rate()
-        wall, peak, summary = predict_peak(run, cube, scratch / f"pred_{size}", args.tile, args.batch_size)
+        wall, peak, summary = predict_peak(run, cube, scratch / f"pred_{size}", args.tile, args.batch_size,
+                                           args.compile)
         bound, bound_exec = rate / (flops + pca_flops), rate / (executed + pca_flops)
         rows.append({"size": size, "pixels": size * size, "cube_gb": cube.stat().st_size / 1e9, "gen_s": gen,
                      "seconds": summary["seconds"], "wall_s": wall, "px_s": summary["pixels_per_s"],
@@ -141,9 +144,11 @@ def main() -> None:
     base = rows[0]
     lines = [
         "# Prediction throughput and memory against scene size", "",
-        f"Command: `python benchmarks/predict_scaling.py --sizes {' '.join(map(str, args.sizes))} --bands "
+        "Command: `" + (f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else "")
+        + f"python benchmarks/predict_scaling.py --sizes {' '.join(map(str, args.sizes))} --bands "
         f"{args.bands} --tile {args.tile} --batch-size {args.batch_size}"
-        + ("" if args.recipe == "paper_indian_pines" else f" --recipe {args.recipe}") + "`", "",
+        + ("" if args.recipe == "paper_indian_pines" else f" --recipe {args.recipe}")
+        + ("" if args.compile == "auto" else f" --compile {args.compile}") + "`", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, Python {sys.version.split()[0]}. "
         f"Data: synthetic int16 cubes, {args.bands} bands (seed 0), as .npy files read tile by tile. Model: recipe "

@@ -90,8 +90,7 @@ def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, 
 
     `compile`: "yes" runs the model through `models.inference.for_inference` (heads-last attention, TorchInductor,
     on the CPU only), "no" runs it as trained, "auto" compiles for scenes of `COMPILE_FROM` pixels or more. Small
-    batches keep the activations in cache: compiled, on one thread, 64 windows measured fastest (7,550 px/s on a 384²
-    scene, against 6,760 for 256 and 5,960 for 512).
+    batches keep the activations in cache: compiled, on one thread, 64 windows measured fastest of 32 to 512.
 
     Our models' stems (3x3 patches or SSFTT's convolutions) run once per tile over all of it (`stem_map`), and each
     window gathers its tokens from that map: neighbouring windows share them, so this skips most of the stem's work
