@@ -221,8 +221,8 @@ def predict_(
     cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
     tile: Annotated[int, typer.Option(help="Tile side in pixels (memory is one tile of the cube).")] = 256,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
-    compile: Annotated[str, typer.Option(help="Compile the model for the CPU first (10-20 s, then about "
-                                         "2.5x as fast): yes, no, or auto (for scenes of 250,000 pixels or more).")] = "auto",
+    compile: Annotated[str, typer.Option(help="Compile the model for the CPU first (10-20 s, then about 2.5x as "
+                                         "fast): yes, no, or auto (for scenes of 250,000 pixels or more).")] = "auto",
     device: Device = "cpu",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
     quiet: Quiet = False,
