@@ -28,7 +28,7 @@ console = Console()
 err_console = Console(stderr=True)
 STATE: dict[str, Any] = {"debug": False, "argv": []}
 
-DataDir = Annotated[Path | None, typer.Option(help="Folder with the scene's .mat files [env: HSICLIP_DATA_DIR].")]
+DataDir = Annotated[Path | None, typer.Option(help="Folder with the scene's .mat files (else $HSICLIP_DATA_DIR).")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 Download = Annotated[bool, typer.Option("--download", help="Fetch missing scene files (or text encoders).")]
 NoVerify = Annotated[bool, typer.Option("--no-verify", help="Skip scene checksum verification.")]
@@ -94,7 +94,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full traceba
 def train(
     scene: Annotated[str | None, typer.Option(help="Registered scene (default: the config's).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the split, the initialisation and the sampling.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Run folder to write [default: runs/<scene>-seed<seed>].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder to write (default: runs/<scene>-seed<seed>).")] = None,
     config: Annotated[str | None, typer.Option(help="Config file (.toml/.json) or built-in recipe name.")] = None,
     data_dir: DataDir = None,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
@@ -196,7 +196,7 @@ def evaluate(
 @app.command("map")
 def map_(
     run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
-    out: Annotated[Path | None, typer.Option(help="PNG to write [default: RUN/map.png].")] = None,
+    out: Annotated[Path | None, typer.Option(help="PNG to write (default: RUN/map.png).")] = None,
     data_dir: DataDir = None,
     device: Device = "cpu",
     download: Download = False,
@@ -276,7 +276,7 @@ def _parse_epochs(items: list[str]) -> dict[str, int]:
 
 
 def _dim_log(quiet: bool) -> Callable[[str], None]:
-    return lambda msg: None if quiet else console.print(f"[dim]{msg}[/dim]")
+    return lambda msg: None if quiet else console.print(msg, style="dim", markup=False)
 
 
 def _measured_on(records: list[dict[str, Any]]) -> str:
