@@ -43,6 +43,10 @@ def test_compare_end_to_end_on_a_tiny_scene_and_resumes(tmp_path, monkeypatch):
     assert "**3** (100)" in md  # a reduced budget is stated in the row itself
     assert "Per-class accuracy" in md and "Asphalt" in md
     assert paths[2].stat().st_size > 10_000
+    # a table of pixel classifiers alone has nothing for the OA-FLOPs figure: no PNG, and no stale one left
+    only_rf = write_report([r for r in records if r["model"] == "rf"], tmp_path / "results", command="...",
+                           machine="test")
+    assert [p.name for p in only_rf] == ["compare_tiny.md", "compare_tiny.csv"] and not paths[2].exists()
 
     # a second call with everything finished trains nothing
     def boom(*a, **k):

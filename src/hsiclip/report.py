@@ -181,7 +181,13 @@ def protocols_markdown(paper: Sequence[dict[str, Any]], leakfree: Sequence[dict[
 
 def write_report(records: Sequence[dict[str, Any]], out_dir: Path, *, command: str, machine: str,
                  notes: Sequence[str] = ()) -> list[Path]:
-    """Write compare_<scene>[_<protocol>].md/.csv/.png from the records; return the paths written."""
+    """Write compare_<scene>[_<protocol>].md/.csv/.png from the records; return the paths written.
+
+    The PNG (OA against FLOPs) is written only when a row has a FLOP count: a table of pixel classifiers alone
+    has nothing to place on that axis.
+    """
+    import matplotlib.pyplot as plt
+
     from .plots import tradeoff_figure
 
     rows = summarise(records)
@@ -192,6 +198,10 @@ def write_report(records: Sequence[dict[str, Any]], out_dir: Path, *, command: s
     md, csv_path, png = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".png")
     md.write_text(markdown(rows, scene=scene, protocol=protocol, command=command, machine=machine, notes=notes))
     write_csv(rows, csv_path)
+    if not any(r.get("flops") for r in rows):
+        png.unlink(missing_ok=True)  # a figure left by an earlier run with other systems would no longer match
+        return [md, csv_path]
     fig = tradeoff_figure(rows, title=f"{scene}, {protocol} protocol: OA against FLOPs per sample")
     fig.savefig(png, dpi=150)
+    plt.close(fig)
     return [md, csv_path, png]
