@@ -50,7 +50,8 @@ def tradeoff_figure(rows: list[dict], title: str = "") -> Figure:
     """The paper's Figure 1b: mean OA against FLOPs per sample (log scale), bubble area ∝ trainable parameters.
 
     `rows` are comparison rows (`report.summarise`); rows without FLOPs (the pixel classifiers) are left out and
-    named in the caption. Error bars are the std over seeds; labels of nearby bubbles are stacked, not overlapped.
+    named in the caption. Error bars are the std over seeds; labels of nearby bubbles are stacked, not overlapped;
+    a row that ran fewer epochs than its paper says so in its label.
     """
     shown = sorted((r for r in rows if r.get("flops")), key=lambda r: -r["oa_mean"])
     skipped = [r["label"] for r in rows if not r.get("flops")]
@@ -58,19 +59,32 @@ def tradeoff_figure(rows: list[dict], title: str = "") -> Figure:
     biggest = max((r["trainable_params"] for r in shown), default=1)
     area = lambda n: 25 + 2500 * n / biggest  # noqa: E731  (marker area in pt^2, ∝ parameters)
     colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))
-    placed: list[tuple[float, float, int]] = []  # (log10 GFLOPs, OA, label offset in points) of labels so far
+    # labels so far: (log10 GFLOPs where the text starts, where it ends, OA, offset in points); a label runs right
+    # of its bubble, about 0.03 decades per character on this figure's axis
+    placed: list[tuple[float, float, float, int]] = []
+    lo = min((r["oa_mean"] - r["oa_std"] for r in shown), default=0.0)
+    hi = max((r["oa_mean"] + r["oa_std"] for r in shown), default=1.0)
+    line = 0.035 * 1.1 * max(hi - lo, 1.0)  # one label's height (11 pt) in OA units on this figure's y axis
     for i, r in enumerate(shown):
         x, y = r["flops"] / 1e9, r["oa_mean"]
         ours = r["model"] == "ours"
         ax.errorbar(x, y, yerr=r["oa_std"], fmt="none", ecolor="0.4", elinewidth=1, capsize=2, zorder=2)
         ax.scatter(x, y, s=area(r["trainable_params"]), color="crimson" if ours else colors[i % 20], alpha=0.55,
                    edgecolor="black", linewidth=1.5 if ours else 0.5, zorder=3)
-        near = [off for lx, ly, off in placed if abs(lx - np.log10(x)) < 0.35 and abs(ly - y) < 4]
+        reduced = r.get("epochs") and r.get("paper_epochs") and r["epochs"] < r["paper_epochs"]
+        label = r["label"] + (f" ({r['epochs']} of {r['paper_epochs']} ep.)" if reduced else "")
+        x0 = float(np.log10(x))
+        x1 = x0 + 0.05 + 0.03 * len(label)
+        near = [off for a, b, ly, off in placed if a < x1 and x0 < b and abs(ly - y) < line]
         offset = 6 if not near else min(near) - 11  # stack below the labels already there
-        placed.append((float(np.log10(x)), y, offset))
-        ax.annotate(r["label"], (x, y), xytext=(8, offset), textcoords="offset points", fontsize=8,
-                    fontweight="bold" if ours else "normal", zorder=4)
+        placed.append((x0, x1, y, offset))
+        ax.annotate(label, (x, y), xytext=(8, offset), textcoords="offset points", fontsize=8,
+                    fontweight="bold" if ours else "normal", zorder=4, va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6} if near else None)
     ax.set_xscale("log")
+    if shown:  # room on the right for the labels of the costliest systems
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, hi * 4)
     ax.set_xlabel("GFLOPs per sample (log scale, PyTorch's counter: 2 per multiply-add)")
     ax.set_ylabel("overall accuracy (%), mean ± std over seeds")
     ax.grid(True, which="both", alpha=0.3)
