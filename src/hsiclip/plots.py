@@ -110,8 +110,9 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
             rows = [t for t in table if t["series"] == series]
             got = [t for t in rows if not np.isnan(t["oa_mean"])]
             if got:
+                budget = _budget(got[0]).strip().replace("(", ", ").replace(")", "")  # ", 2 of 200 epochs" or ""
                 ax.errorbar([t["x"] for t in got], [t["oa_mean"] for t in got], yerr=[t["oa_std"] for t in got],
-                            marker="o", capsize=3, color=colors(i), label=f"{series} (measured)")
+                            marker="o", capsize=3, color=colors(i), label=f"{series} (measured{budget})")
             paper = [t for t in rows if t["paper_oa"] is not None]
             if paper:
                 ax.plot([t["x"] for t in paper], [t["paper_oa"] for t in paper], linestyle="--", marker="o",
