@@ -143,3 +143,24 @@ def test_the_table_says_which_systems_beat_ours():
     assert _above_ours(rows) == ["- Measured above ours (paper recipe, OA 94.00): SSFTT 97.50 (+3.50)."]
     assert _above_ours(rows[::2]) == ["- No system's mean OA is above ours (paper recipe, 94.00)."]
     assert _above_ours(rows[1:]) == []
+
+
+def test_a_record_of_another_recipe_is_not_taken_for_a_finished_pair(tmp_path):
+    """Records key on (system, seed, epochs); a vision-language row's record also keeps its recipe, and a record
+    trained with other settings (a recipe changed since) is trained again, or left out by --no-train."""
+    scene = make_tiny_scene(bands=8)
+    recipe = compare.recipe_fields(compare.vlm_run_config("ours", "tiny", 3))
+    stem = compare.record_path(tmp_path, "tiny", "paper", 0.1, "ours", 0, 3)
+    stem.parent.mkdir(parents=True)
+    base = {"model": "ours", "seed": 0, "oa": 50.0}
+    logs: list[str] = []
+    kw = {"epochs": {"ours": 3}, "work_dir": tmp_path, "progress": False, "log": logs.append, "train": False}
+    for stored, kept in ((recipe, True), (None, True), ({**recipe, "model.mask_ratio": 0.5}, False)):
+        stem.with_suffix(".json").write_text(json.dumps({**base, **({"recipe": stored} if stored else {})}))
+        logs.clear()
+        got = run_comparison(scene, ["ours"], [0], **kw)
+        assert (got == [{**base, **({"recipe": stored} if stored else {})}]) is kept
+    assert logs == ["ours (paper recipe), seed 0: its record was trained with another recipe "
+                    "(model.mask_ratio: 0.5 -> 0.0): left out"]
+    # a field the record does not know (added to the config later) is not a change
+    assert compare.recipe_changes({"model.dim": 64}, {"model.dim": 64, "model.new_option": 1}) == []

@@ -229,13 +229,39 @@ def train_classical(name: str, scene: Scene, seed: int = 0, *, fraction: float =
     return metrics
 
 
+def vlm_run_config(name: str, scene: str, epochs: int, fit_on_train: bool = False) -> RunConfig:
+    """The config a vision-language row trains with under a protocol (before its seed is set)."""
+    return vlm_config(name, scene).replace(**{"train.epochs": epochs,
+                                              "data.pca_fit": "train" if fit_on_train else None})
+
+
+def recipe_fields(cfg: RunConfig) -> dict[str, Any]:
+    """A config as flat `section.field` values, the seed left out: what a record keeps of its recipe."""
+    flat = {f"{section}.{k}": v for section, fields in cfg.to_dict().items() if isinstance(fields, dict)
+            for k, v in fields.items()}
+    flat.pop("train.seed", None)
+    return json.loads(json.dumps(flat))  # tuples as lists, as they read back from JSON
+
+
+def recipe_changes(stored: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """The fields whose value differs between a record's recipe and the current one, as `field: old -> new`.
+
+    Only fields both know are compared: a field added to the config later is taken to default to the behaviour
+    the record was trained with (the convention every new option follows). A record without a stored recipe (made
+    before records kept one) is taken as it is.
+    """
+    if stored is None:
+        return []
+    return [f"{k}: {stored[k]!r} -> {current[k]!r}" for k in sorted(stored.keys() & current.keys())
+            if stored[k] != current[k]]
+
+
 def _train_vlm(name: str, scene: Scene, seed: int, split: Split, epochs: int, device: str, run_dir: Path,
                cache_dir: Path | None, progress: bool, prompt_file: Path | None = None,
                fit_on_train: bool = False) -> dict[str, Any]:
     from .run import load_run, train_run
 
-    cfg = vlm_config(name, scene.name).replace(**{"train.seed": seed, "train.epochs": epochs,
-                                                  "data.pca_fit": "train" if fit_on_train else None})
+    cfg = vlm_run_config(name, scene.name, epochs, fit_on_train).replace(**{"train.seed": seed})
     metrics = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, progress=progress,
                         prompt_file=prompt_file, overwrite=True)
     model = load_run(run_dir, device).model
@@ -295,10 +321,19 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
         n_epochs = resolve_epochs(name, scene.name, epochs, max_epochs)
         stem = record_path(work_dir, scene.name, tag, fraction, name, seed, n_epochs)
         path = stem.with_suffix(".json")
+        recipe = (recipe_fields(vlm_run_config(name, scene.name, n_epochs, proto.fit_on_train))
+                  if system.kind == "vlm" and n_epochs is not None else None)
         if path.is_file():
-            records.append(json.loads(path.read_text()))
-            continue
-        if not train:
+            done = json.loads(path.read_text())
+            changed = recipe_changes(done.get("recipe"), recipe) if recipe is not None else []
+            if not changed:
+                records.append(done)
+                continue
+            log(f"{system.label}, seed {seed}: its record was trained with another recipe ({'; '.join(changed)}): "
+                + ("training again" if train else "left out"))
+            if not train:
+                continue
+        elif not train:
             log(f"{system.label}, seed {seed}: not run yet ({n_epochs or '-'} epochs), left out")
             continue
         if seed not in splits:
@@ -324,6 +359,7 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
             "classes_missing_in_test": [scene.class_names[c - 1] for c in missing_in_test(split, scene.labels)],
             "device": device, "machine": machine(), "hsiclip": __version__, "torch": torch.__version__,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **({"recipe": recipe} if recipe is not None else {}),
         }
         tmp = path.with_suffix(".json.part")
         tmp.write_text(json.dumps(record, indent=1) + "\n")
