@@ -316,13 +316,15 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
     splits: dict[int, Split] = {}
     records = []
     pairs = [(n, s) for n in names for s in seeds]
+    # the recipe a vision-language row's record keeps (and is checked against when it is found finished)
+    recipes = {n: recipe_fields(vlm_run_config(n, scene.name, e, proto.fit_on_train)) for n in names
+               if SYSTEMS.get(n).kind == "vlm" and (e := resolve_epochs(n, scene.name, epochs, max_epochs))}
     for name, seed in tqdm(pairs, desc="compare", unit="run", disable=not progress):
         system = SYSTEMS.get(name)
         n_epochs = resolve_epochs(name, scene.name, epochs, max_epochs)
         stem = record_path(work_dir, scene.name, tag, fraction, name, seed, n_epochs)
         path = stem.with_suffix(".json")
-        recipe = (recipe_fields(vlm_run_config(name, scene.name, n_epochs, proto.fit_on_train))
-                  if system.kind == "vlm" and n_epochs is not None else None)
+        recipe = recipes.get(name)
         if path.is_file():
             done = json.loads(path.read_text())
             changed = recipe_changes(done.get("recipe"), recipe) if recipe is not None else []

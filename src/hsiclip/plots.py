@@ -71,8 +71,8 @@ def tradeoff_figure(rows: list[dict], title: str = "") -> Figure:
         ax.errorbar(x, y, yerr=r["oa_std"], fmt="none", ecolor="0.4", elinewidth=1, capsize=2, zorder=2)
         ax.scatter(x, y, s=area(r["trainable_params"]), color="crimson" if ours else colors[i % 20], alpha=0.55,
                    edgecolor="black", linewidth=1.5 if ours else 0.5, zorder=3)
-        reduced = r.get("epochs") and r.get("paper_epochs") and r["epochs"] < r["paper_epochs"]
-        label = r["label"] + (f" ({r['epochs']} of {r['paper_epochs']} ep.)" if reduced else "")
+        budget = reduced_budget(r, unit="ep.")
+        label = r["label"] + (f" ({budget})" if budget else "")
         x0 = float(np.log10(x))
         x1 = x0 + 0.05 + 0.03 * len(label)
         near = [off for a, b, ly, off in placed if a < x1 and x0 < b and abs(ly - y) < line]
@@ -110,7 +110,7 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
             rows = [t for t in table if t["series"] == series]
             got = [t for t in rows if not np.isnan(t["oa_mean"])]
             if got:
-                budget = _budget(got[0]).strip().replace("(", ", ").replace(")", "")  # ", 2 of 200 epochs" or ""
+                budget = ", " + reduced_budget(got[0]) if reduced_budget(got[0]) else ""
                 ax.errorbar([t["x"] for t in got], [t["oa_mean"] for t in got], yerr=[t["oa_std"] for t in got],
                             marker="o", capsize=3, color=colors(i), label=f"{series} (measured{budget})")
             paper = [t for t in rows if t["paper_oa"] is not None]
@@ -133,7 +133,8 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
         for t in has:
             ax.annotate(f"{t['oa_mean']:.2f}", (table.index(t), t["oa_mean"] + t["oa_std"]), xytext=(0, 3),
                         textcoords="offset points", ha="center", fontsize=8)
-        ax.set_xticks(pos, ["\n".join(_wrap(t["label"], 22)) + _budget(t) for t in table], fontsize=8)
+        ax.set_xticks(pos, ["\n".join(_wrap(t["label"], 22) + [f"({b})" for b in [reduced_budget(t)] if b])
+                            for t in table], fontsize=8)
     values = [t["oa_mean"] - t["oa_std"] for t in has] + [t["paper_oa"] for t in table if t["paper_oa"] is not None]
     if values:
         top = max([t["oa_mean"] + t["oa_std"] for t in has] + [t["paper_oa"] or 0 for t in table])
@@ -151,10 +152,10 @@ def experiment_figure(table: list[dict], title: str = "", x_label: str | None = 
     return fig
 
 
-def _budget(t: dict) -> str:
-    """A reduced epoch budget, for an axis label."""
+def reduced_budget(t: dict, unit: str = "epochs") -> str:
+    """`N of M epochs` when a row ran fewer epochs than its paper's M, else ""."""
     e, paper = t.get("epochs"), t.get("paper_epochs")
-    return f"\n({e} of {paper} epochs)" if e is not None and paper is not None and e < paper else ""
+    return f"{e} of {paper} {unit}" if e is not None and paper is not None and e < paper else ""
 
 
 def _wrap(text: str, width: int) -> list[str]:
