@@ -4,7 +4,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from hsiclip.data.preprocess import SpectralPCA
-from hsiclip.data.splits import Split, holdout, random_split
+from hsiclip.data.splits import Split, holdout, kfold, random_split
 from hsiclip.data.windows import WindowSampler
 from hsiclip.errors import DataError
 
@@ -79,6 +79,22 @@ def test_holdout_takes_validation_from_training_pixels_only():
     assert not set(inner.train) & set(val)
     np.testing.assert_array_equal(inner.test, s.test)
     assert len(val) == 10 + 3 + 1
+
+
+def test_kfold_validation_sets_partition_the_training_pixels():
+    labels = labels_with_counts([200, 60, 20])
+    s = random_split(labels, fraction=0.2, seed=0)  # 40 + 12 + 4 training pixels
+    folds = [kfold(s, labels, 5, f, seed=0) for f in range(5)]
+    vals = [val for _, val in folds]
+    np.testing.assert_array_equal(np.sort(np.concatenate(vals)), s.train)  # disjoint, and every pixel once
+    for inner, val in folds:
+        assert not set(inner.train) & set(val) and set(inner.train) | set(val) == set(s.train)
+        np.testing.assert_array_equal(inner.test, s.test)
+    flat = labels.reshape(-1)
+    assert [int((flat[vals[0]] == 1).sum()), int((flat[vals[0]] == 2).sum())] == [8, 3]  # 40/5, ceil(12/5)
+    assert int((flat[vals[4]] == 3).sum()) == 0  # 4 pixels of class 3: the fifth fold has none
+    with pytest.raises(ValueError, match=r"fold must be in 0\.\.4"):
+        kfold(s, labels, 5, 5)
 
 
 def test_sampler_accepts_tensors():

@@ -13,7 +13,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
 
     AA averages the per-class accuracies of the classes present in `y_true`; kappa is Cohen's (in %).
     """
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(num_classes))
+    return confusion_metrics(confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)))
+
+
+def confusion_metrics(cm: np.ndarray) -> dict[str, Any]:
+    """The same metrics from a (C, C) confusion matrix, e.g. one summed over the folds of a cross-validation."""
+    cm = np.asarray(cm)
     n = cm.sum()
     support = cm.sum(axis=1)
     diag = np.diag(cm)

@@ -68,6 +68,27 @@ def holdout(split: Split, labels: np.ndarray, fraction: float = 0.2, seed: int =
     return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
 
 
+def kfold(split: Split, labels: np.ndarray, k: int = 5, fold: int = 0, seed: int = 0) -> tuple[Split, np.ndarray]:
+    """Fold `fold` of a seeded, per-class `k`-fold partition of the training pixels, as a validation set.
+
+    Each class's training pixels are shuffled and dealt to the folds in turn, so the `k` validation sets are disjoint
+    and together cover every training pixel once (a class with fewer than `k` pixels is absent from some folds).
+    Returns (Split(train=the other folds, test=the original test pixels), validation indices), like `holdout`.
+    """
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in 0..{k - 1}, got {fold}")
+    flat = labels.reshape(-1)[split.train]
+    rng = np.random.default_rng(seed + 20_000)
+    keep, val = [], []
+    for c in np.unique(flat):
+        idx = rng.permutation(split.train[flat == c])
+        mine = np.zeros(idx.size, dtype=bool)
+        mine[fold::k] = True
+        val.append(idx[mine])
+        keep.append(idx[~mine])
+    return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
+
+
 def field_holdout(split: Split, labels: np.ndarray, fraction: float = 0.25, window: int = 15,
                   seed: int = 0) -> tuple[Split, np.ndarray]:
     """A leak-free validation set carved from the training pixels: per class, the training pixels of a seeded
