@@ -32,6 +32,30 @@ def test_train_evaluate_predict_on_tiny_scene(tiny_scene, tiny_prompts, text_cac
     assert ((conf > 0) & (conf <= 1)).all()
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_an_ensemble_run_reloads_evaluates_and_predicts(tiny_scene, tiny_prompts, text_cache, tmp_path):
+    from hsiclip.data.rasters import CubeSource
+    from hsiclip.models import HSIClipEnsemble
+    from hsiclip.predict import predict_cube
+
+    cfg = load_config("flagship_indian_pines").replace(**{
+        "data.scene": "tiny", "data.pca_components": 5, "model.window": 7, "model.members": 2, "train.epochs": 2,
+        "train.warmup_epochs": 1, "data.train_fraction": 0.2})
+    metrics = train_run(cfg, tiny_scene, tmp_path / "run", cache_dir=text_cache, prompt_file=tiny_prompts,
+                        progress=False)
+    run = load_run(tmp_path / "run")
+    assert isinstance(run.model, HSIClipEnsemble)
+    again = evaluate_run(run, tiny_scene, progress=False)
+    assert all(again[k] == metrics[k] for k in ("oa", "kappa", "confusion"))
+    whole, conf = predict_scene(run, tiny_scene.cube, progress=False)
+    np.save(tmp_path / "cube.npy", tiny_scene.cube)
+    summary = predict_cube(run, CubeSource(tmp_path / "cube.npy"), tmp_path / "pred", tile=8, progress=False,
+                           compile="no")
+    assert summary["stem_per_tile"]  # each member's stem once per tile, not once per window
+    np.testing.assert_array_equal(np.load(tmp_path / "pred" / "classes.npy"), whole)
+    np.testing.assert_allclose(np.load(tmp_path / "pred" / "confidence.npy"), conf, rtol=1e-4)
+
+
 def run_cli(args, capsys):
     code = main(args)
     out = capsys.readouterr()

@@ -99,3 +99,20 @@ def test_test_time_augmentation_averages_the_eight_views():
         w = sampler(torch.as_tensor(index))
         probs = sum(model(dihedral(w, k)).softmax(1) for k in range(8)) / 8
     np.testing.assert_allclose(conf, probs.max(1).values.numpy(), rtol=1e-5)
+
+
+def test_spectral_noise_perturbs_the_training_windows_only():
+    scene = make_tiny_scene(bands=8)
+    sampler = WindowSampler(scene.cube, 3)
+    index = np.flatnonzero(scene.labels.reshape(-1) > 0)[:16]
+    seen = []
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 3 * 8, 3))
+    model.register_forward_hook(lambda m, i, o: seen.append(i[0].detach().clone()))
+    for noise in (0.0, 0.5):
+        torch.manual_seed(0)
+        train_model(model, sampler, index, scene.targets[index], TrainConfig(epochs=1, batch_size=16,
+                    spectral_noise=noise), F.cross_entropy, progress=False)
+    clean, noisy = seen
+    diff = noisy - clean  # the same windows in the same order (same seed, same shuffle), plus noise of std 0.5
+    assert clean.shape == noisy.shape and float(diff.std()) == pytest.approx(0.5, rel=0.15)
+    assert abs(float(diff.mean())) < 0.1

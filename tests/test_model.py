@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hsiclip.config import ModelConfig, load_config
+from hsiclip.config import ModelConfig, TrainConfig, load_config
 from hsiclip.efficiency import count_parameters, describe_model, flops_per_sample
 from hsiclip.errors import ConfigError
 from hsiclip.models import MODELS, create_model
@@ -91,7 +91,44 @@ def test_flagship_recipe_stays_within_issue_6_budget():
     assert flops_per_sample(model, torch.zeros(w, w, cfg.data.pca_components)) * (8 if cfg.train.tta else 1) <= 5e7
     x = torch.randn(4, w, w, cfg.data.pca_components)
     out = model.train()(x)
-    assert out.shape == (4, 16) and torch.isfinite(out).all()
-    assert model.visual.num_patches == (w - 4) ** 2  # one token per pixel of the conv stem's output
+    assert torch.isfinite(out).all()
+    members = getattr(model, "members", [model])
+    assert out.shape == (cfg.model.members, 4, 16) if cfg.model.members > 1 else out.shape == (4, 16)
     out.sum().backward()
-    assert model.visual.stem.conv3d[0].weight.grad is not None
+    for member in members:
+        assert member.visual.num_patches == (w - 4) ** 2  # one token per pixel of the conv stem's output
+        assert member.visual.stem.conv3d[0].weight.grad is not None
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss_and_averages_their_scores():
+    import numpy as np
+    import torch.nn.functional as F
+    from conftest import make_tiny_scene
+
+    from hsiclip.data.windows import WindowSampler
+    from hsiclip.engine import train_model
+    from hsiclip.models import HSIClipEnsemble
+
+    cfg = ModelConfig(window=3, depth=1, heads=4, members=2)
+    torch.manual_seed(0)
+    model = create_model(cfg, 8, torch.randn(3, 384))
+    assert isinstance(model, HSIClipEnsemble) and len(model.members) == 2
+    single = create_model(ModelConfig(window=3, depth=1, heads=4), 8, torch.randn(3, 384))
+    assert count_parameters(model, trainable=True) == 2 * count_parameters(single, trainable=True)
+    x = torch.randn(5, 3, 3, 8)
+    assert model.train()(x).shape == (2, 5, 3)  # one score matrix per member while training
+    a, b = model.members
+    assert not torch.allclose(a.eval()(x), b.eval()(x))  # independently initialised
+    assert torch.allclose(model.eval()(x), (a(x) + b(x)) / 2)  # evaluation: the mean of the members' scores
+    assert flops_per_sample(model, x[0]) == 2 * flops_per_sample(a, x[0])
+
+    scene = make_tiny_scene(bands=8)
+    sampler = WindowSampler(scene.cube, 3)
+    index = np.flatnonzero(scene.labels.reshape(-1) > 0)[:40]
+    before = [p.detach().clone() for p in model.parameters()]
+    losses = []
+    result = train_model(model, sampler, index, scene.targets[index], TrainConfig(epochs=1, batch_size=40),
+                         lambda s, t: losses.append(s.shape) or F.cross_entropy(s, t), progress=False)
+    assert losses == [(40, 3), (40, 3)]  # the loss saw each member's (B, C) scores, not their stack
+    assert all(not torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True) if p.requires_grad)
+    assert np.isfinite(result.history[0]["loss"])

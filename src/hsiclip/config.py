@@ -44,6 +44,8 @@ class ModelConfig:
     mask_ratio: float = 0.0  # share of patch tokens dropped at random while training (masked ViT); 0 measured
     #                          best on validation pixels (results/recipe_selection_projection.md)
     dropout: float = 0.0  # dropout inside attention/MLP outputs
+    members: int = 1  # independently initialised models whose scores are averaged (a seed ensemble trained in one
+    #                   loop, each member on its own loss; parameters and FLOPs x members)
     init: str = "torch"  # weight init: "torch" (PyTorch defaults) or "trunc_normal" (ViT/timm: N(0, 0.02) linears)
     projection: str = "vision"  # "vision": project vision embeddings into the frozen text space (measured best
     #                             on validation pixels); "text": a trainable linear probe on the frozen text
@@ -77,6 +79,8 @@ class TrainConfig:
     augment: bool = False  # random flips and 90-degree rotations of each training window
     spectral_fill: float = 0.0  # share of training windows whose every pixel becomes the centre pixel: a window as
     #                             inside a uniform field, which teaches the model to read the spectrum alone
+    spectral_noise: float = 0.0  # std of Gaussian noise added to every value of each training window (the inputs
+    #                              are whitened PCA components, so 0.1 is a tenth of a component's spread)
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation (0 = off)
     val_fraction: float = 0.0  # share of each class's training pixels held out to pick the best epoch (0 = off)
@@ -143,6 +147,7 @@ def validate(cfg: RunConfig) -> None:
         (m.stem == "conv" or m.window % m.patch == 0,
          f"model.window {m.window} is not a multiple of model.patch {m.patch}"),
         (m.stem == "patch" or m.window > 4, "model.window must be above 4 for the conv stem"),
+        (m.members >= 1, f"model.members must be at least 1 (got {m.members})"),
         (m.dim % m.heads == 0, f"model.dim {m.dim} is not divisible by model.heads {m.heads}"),
         (0.0 <= m.mask_ratio < 1.0, f"model.mask_ratio must be in [0, 1) (got {m.mask_ratio})"),
         (m.init in ("torch", "trunc_normal"), f"model.init must be 'torch' or 'trunc_normal' (got {m.init!r})"),
@@ -158,6 +163,7 @@ def validate(cfg: RunConfig) -> None:
          "train.label_smoothing and train.ema must be in [0, 1)"),
         (0.0 <= t.val_fraction < 1.0, "train.val_fraction must be in [0, 1)"),
         (0.0 <= t.spectral_fill <= 1.0, f"train.spectral_fill must be in [0, 1] (got {t.spectral_fill})"),
+        (t.spectral_noise >= 0.0, f"train.spectral_noise must be >= 0 (got {t.spectral_noise})"),
         (lo.negatives in ("hard+semi", "hard", "semi", "all"),
          f"loss.negatives must be one of hard+semi, hard, semi, all (got {lo.negatives!r})"),
         (lo.k_hard >= 0 and lo.k_semi >= 0, "loss.k_hard and loss.k_semi must be >= 0"),

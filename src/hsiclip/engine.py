@@ -69,9 +69,10 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
     """Adam over shuffled mini-batches of windows around `index` (flat pixels) with labels `target` (0..C-1).
 
     With `cfg`'s defaults this is the paper's loop. Options beyond it: a cosine schedule with warm-up, random
-    flips/rotations of the windows, windows filled with their centre pixel (`spectral_fill`), an exponential moving
-    average of the weights (evaluated and kept instead of the last weights), and `val` = (pixels, labels) held out
-    of the training pixels: the weights of the epoch with the best validation accuracy are kept.
+    flips/rotations of the windows, windows filled with their centre pixel (`spectral_fill`), additive Gaussian noise
+    (`spectral_noise`), an exponential moving average of the weights (evaluated and kept instead of the last
+    weights), and `val` = (pixels, labels) held out of the training pixels: the weights of the epoch with the best
+    validation accuracy are kept.
     """
     device = sampler.padded.device
     index_t = torch.as_tensor(index, device=device)
@@ -109,8 +110,14 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
                 windows = random_dihedral(windows)
             if cfg.spectral_fill > 0:
                 windows = spectral_fill(windows, cfg.spectral_fill)
-            logits = model(windows)  # (B, C)
-            loss = loss_fn(logits, target_t[b])
+            if cfg.spectral_noise > 0:
+                windows = windows + cfg.spectral_noise * torch.randn_like(windows)
+            logits = model(windows)  # (B, C), or (K, B, C) from an ensemble's K members: one loss each
+            if logits.dim() == 3:
+                loss = torch.stack([loss_fn(member, target_t[b]) for member in logits]).sum()
+                logits = logits.mean(0)
+            else:
+                loss = loss_fn(logits, target_t[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

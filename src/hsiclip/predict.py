@@ -114,8 +114,8 @@ def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, 
     compiled = str(device) == "cpu" and (compile == "yes" or (compile == "auto" and h * w >= COMPILE_FROM))
     by_stem = hasattr(run.model, "classify_stem_tokens") and not run.cfg.train.tta
     if by_stem:
-        offsets = run.model.visual.stem_offsets().to(device)  # (N, 2)
-        example = torch.zeros(len(offsets), run.cfg.model.dim, device=device)
+        offsets = run.model.stem_offsets().to(device)  # (N, 2)
+        example = torch.zeros(len(offsets), run.cfg.model.dim * run.cfg.model.members, device=device)
         net = for_inference(_StemTokens(run.model), example, batch_size, compile=compiled)
     else:
         example = torch.zeros(2 * r + 1, 2 * r + 1, run.cfg.data.pca_components, device=device)
@@ -140,7 +140,7 @@ def predict_cube(run: Run, cube: CubeSource, out_dir: Path, *, tile: int = 256, 
                         rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
                         index = (rows * (b1 - b0) + cols).reshape(-1)
                         if by_stem:  # the window of pixel (row, col) starts at (row, col) of the padded tile
-                            smap = run.model.visual.stem_map(sampler.padded)
+                            smap = run.model.stem_map(sampler.padded)
                             pred, conf = _classify_stem_map(net, smap, offsets, rows, cols, batch_size)
                         else:
                             pred, conf = predict(net, sampler, index, batch_size, progress=False,

@@ -142,7 +142,8 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
         raise DataError(f"cannot read {ckpt_path}: {e}") from None
     cfg = from_dict(ckpt["config"])
     state = ckpt["model"]
-    model = create_model(cfg.model, cfg.data.pca_components, state["text_features"]).to(device)
+    text = next(v for k, v in state.items() if k.split(".")[-1] == "text_features")  # an ensemble's: members.0.
+    model = create_model(cfg.model, cfg.data.pca_components, text).to(device)
     model.load_state_dict(state)
     model.eval()
     split = Split.load(run_dir / "split.npz") if (run_dir / "split.npz").is_file() else None

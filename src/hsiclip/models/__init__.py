@@ -10,7 +10,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..registry import Registry
 from .vit import MaskedViT
-from .vlm import HSIClip
+from .vlm import HSIClip, HSIClipEnsemble
 
 ModelFactory = Callable[[ModelConfig, int, torch.Tensor], nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -18,8 +18,13 @@ MODELS.register("hsiclip", HSIClip)
 
 
 def create_model(cfg: ModelConfig, in_channels: int, text_features: torch.Tensor) -> nn.Module:
-    """Build `cfg.name` for windows of `in_channels` bands and (C, T) class text embeddings."""
+    """Build `cfg.name` for windows of `in_channels` bands and (C, T) class text embeddings (`cfg.members` of them,
+    averaged, when above 1)."""
+    if cfg.members > 1:
+        if cfg.name != "hsiclip":
+            raise ValueError(f"model.members > 1 is implemented for hsiclip, not {cfg.name!r}")
+        return HSIClipEnsemble(cfg, in_channels, text_features)
     return MODELS.get(cfg.name)(cfg, in_channels, text_features)
 
 
-__all__ = ["MODELS", "HSIClip", "MaskedViT", "create_model"]
+__all__ = ["MODELS", "HSIClip", "HSIClipEnsemble", "MaskedViT", "create_model"]

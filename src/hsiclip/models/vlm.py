@@ -56,7 +56,49 @@ class HSIClip(nn.Module):
         """(B, w, w, C) windows -> (B, num_classes) scaled cosine similarities."""
         return self.classify_stem_tokens(self.visual.stem_tokens(x))
 
+    def stem_map(self, tile: torch.Tensor) -> torch.Tensor:
+        """The vision stem over a whole (H, W, C) tile: (H', W', dim) (`MaskedViT.stem_map`)."""
+        return self.visual.stem_map(tile)
+
+    def stem_offsets(self) -> torch.Tensor:
+        """(N, 2) offsets of a window's tokens in `stem_map` from its top-left pixel (`MaskedViT.stem_offsets`)."""
+        return self.visual.stem_offsets()
+
     def classify_stem_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, dim) vision-stem outputs -> (B, num_classes) scaled cosine similarities (as `forward`)."""
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()  # CLIP clamps the scale at 100
         return scale * self.encode_stem_tokens(tokens) @ self.encode_text().T
+
+
+class HSIClipEnsemble(nn.Module):
+    """`cfg.members` independently initialised `HSIClip` models against the same text prototypes.
+
+    Evaluation averages the members' scores, (B, C). Training returns them stacked, (K, B, C), so that the training
+    loop gives each member its own loss: K independent models trained on the same batches, one seed ensemble whose
+    parameters and FLOPs are counted in full.
+    """
+
+    def __init__(self, cfg: ModelConfig, in_channels: int, text_features: torch.Tensor) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(HSIClip(cfg, in_channels, text_features) for _ in range(cfg.members))
+
+    @property
+    def num_classes(self) -> int:
+        return self.members[0].num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = torch.stack([m(x) for m in self.members])  # (K, B, C)
+        return scores if self.training else scores.mean(0)
+
+    # whole-scene prediction (predict.predict_cube): the members' stem maps side by side, (H', W', K * dim)
+    def stem_map(self, tile: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.stem_map(tile) for m in self.members], dim=-1)
+
+    def stem_offsets(self) -> torch.Tensor:
+        return self.members[0].stem_offsets()
+
+    def classify_stem_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, K * dim) tokens of `stem_map` -> (B, C): the mean of the members' scores on their own tokens."""
+        parts = tokens.chunk(len(self.members), dim=-1)
+        return torch.stack([m.classify_stem_tokens(t) for m, t in zip(self.members, parts, strict=True)]).mean(0)
