@@ -70,6 +70,7 @@ ROWS = [  # (what changed, base recipe, overrides)
      {**_ONE13, "data.pca_components": 15, "model.members": 2}),
     ("13x13 flagship + 11x11 window, 2 members averaged, no token masking = flagship recipe", FLAGSHIP, {}),
     ("flagship + label smoothing 0.1", FLAGSHIP, {"train.label_smoothing": 0.1}),
+    ("flagship + 9x9 windows, 4 members", FLAGSHIP, {"model.window": 9, "model.members": 4}),
 ]
 # what the "13x13 flagship + ..." and "flagship + ..." rows are measured against: the row whose label ends so
 BASELINES = {"13x13 flagship +": "= 13x13 flagship", "flagship +": "= flagship recipe"}
