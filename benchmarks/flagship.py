@@ -86,8 +86,6 @@ def split_for(protocol: str, scene, seed: int, fraction: float, cv: int = 0,
               fold: int = 0) -> tuple[Split, np.ndarray]:
     """(training split without the validation pixels, validation pixels) for one seed (and fold, with `cv` folds)."""
     if cv:
-        if protocol != "paper":
-            raise SystemExit("--cv is for the paper's protocol (the leak-free one holds out whole fields)")
         return kfold(random_split(scene.labels, fraction=fraction, seed=seed), scene.labels, cv, fold, seed)
     if protocol == "leakfree":
         full = disjoint_split(scene.labels, fraction=fraction, window=LEAKFREE_WINDOW, seed=seed,
@@ -146,6 +144,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=None,
                     help="train only these rows (0-based, in table order); the table shows every finished row")
     args = ap.parse_args()
+    if args.cv and args.protocol != "paper":
+        ap.error("--cv is for the paper's protocol (the leak-free one holds out whole fields)")
     out = args.out or Path("results/flagship.md" if args.cv else "results/flagship_holdout.md"
                            if args.protocol == "paper" else "results/flagship_leakfree.md")
     scene = load_scene("indian_pines", [args.data_dir] if args.data_dir else [])
@@ -162,11 +162,11 @@ def main() -> None:
             for fold in folds:
                 name = f"seed{seed}" + (f"-fold{fold}" if fold is not None else "")
                 record = args.records / tag / row_key(base, over) / f"{name}.json"
-                stale = record.is_file() and recipe_changes(json.loads(record.read_text()).get("recipe"),
-                                                            recipe_fields(cfg))
+                m = json.loads(record.read_text()) if record.is_file() else None
+                stale = m is not None and recipe_changes(m.get("recipe"), recipe_fields(cfg))
                 if stale:  # trained before the base recipe changed: not this row any more
                     print(f"{record}: trained with another recipe ({'; '.join(stale)})", flush=True)
-                if not record.is_file() or stale:
+                if m is None or stale:
                     if args.no_train or (args.rows is not None and i not in args.rows):
                         break
                     inner, val = split_for(args.protocol, scene, seed, cfg.data.train_fraction, args.cv, fold or 0)
@@ -178,7 +178,7 @@ def main() -> None:
                         "val_classes": len(np.unique(scene.labels.reshape(-1)[val])), "recipe": recipe_fields(cfg)}
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps(m, indent=1) + "\n")
-                parts.append(json.loads(record.read_text()))
+                parts.append(m)
             if len(parts) < len(folds):
                 continue
             m = parts[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,21 +52,28 @@ def random_split(labels: np.ndarray, *, fraction: float = 0.1, count: int | None
     return Split(np.sort(np.concatenate(train)), np.sort(np.concatenate(test)))
 
 
+def _carve(split: Split, labels: np.ndarray, seed: int,
+           pick: Callable[[int], np.ndarray]) -> tuple[Split, np.ndarray]:
+    """Per class, shuffle the training pixels (seeded) and move those at positions `pick(n)` to a validation set."""
+    flat = labels.reshape(-1)[split.train]
+    rng = np.random.default_rng(seed)
+    keep, val = [], []
+    for c in np.unique(flat):
+        idx = rng.permutation(split.train[flat == c])
+        mine = np.zeros(idx.size, dtype=bool)
+        mine[pick(idx.size)] = True
+        val.append(idx[mine])
+        keep.append(idx[~mine])
+    return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
+
+
 def holdout(split: Split, labels: np.ndarray, fraction: float = 0.2, seed: int = 0) -> tuple[Split, np.ndarray]:
     """Carve a validation set out of the training pixels: floor(`fraction` * n) per class (may be 0).
 
     Returns (Split(train=remaining training pixels, test=the original test pixels), validation indices), so that
     choices made on the validation pixels never look at the test split.
     """
-    flat = labels.reshape(-1)[split.train]
-    rng = np.random.default_rng(seed + 10_000)
-    keep, val = [], []
-    for c in np.unique(flat):
-        idx = rng.permutation(split.train[flat == c])
-        n_val = int(fraction * idx.size)
-        val.append(idx[:n_val])
-        keep.append(idx[n_val:])
-    return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
+    return _carve(split, labels, seed + 10_000, lambda n: np.arange(int(fraction * n)))
 
 
 def kfold(split: Split, labels: np.ndarray, k: int = 5, fold: int = 0, seed: int = 0) -> tuple[Split, np.ndarray]:
@@ -77,16 +85,7 @@ def kfold(split: Split, labels: np.ndarray, k: int = 5, fold: int = 0, seed: int
     """
     if not 0 <= fold < k:
         raise ValueError(f"fold must be in 0..{k - 1}, got {fold}")
-    flat = labels.reshape(-1)[split.train]
-    rng = np.random.default_rng(seed + 20_000)
-    keep, val = [], []
-    for c in np.unique(flat):
-        idx = rng.permutation(split.train[flat == c])
-        mine = np.zeros(idx.size, dtype=bool)
-        mine[fold::k] = True
-        val.append(idx[mine])
-        keep.append(idx[~mine])
-    return Split(np.sort(np.concatenate(keep)), split.test), np.sort(np.concatenate(val))
+    return _carve(split, labels, seed + 20_000, lambda n: np.arange(fold, n, k))
 
 
 def field_holdout(split: Split, labels: np.ndarray, fraction: float = 0.25, window: int = 15,
