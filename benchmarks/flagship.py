@@ -71,6 +71,15 @@ ROWS = [  # (what changed, base recipe, overrides)
     ("13x13 flagship + 11x11 window, 2 members averaged, no token masking = flagship recipe", FLAGSHIP, {}),
     ("flagship + label smoothing 0.1", FLAGSHIP, {"train.label_smoothing": 0.1}),
     ("flagship + 9x9 windows, 4 members", FLAGSHIP, {"model.window": 9, "model.members": 4}),
+    ("flagship + EMA of weights (0.99)", FLAGSHIP, {"train.ema": 0.99}),
+    ("flagship as 13x13 + 9x9 members (multi-scale)", FLAGSHIP,
+     {"model.window": 13, "model.member_windows": (13, 9)}),
+    ("flagship as 11x11 + 9x9 + 9x9 members (multi-scale)", FLAGSHIP,
+     {"model.members": 3, "model.member_windows": (11, 9, 9)}),
+    ("flagship + 3 transformer blocks", FLAGSHIP, {"model.depth": 3}),
+    ("flagship + spectral noise (std 0.1)", FLAGSHIP, {"train.spectral_noise": 0.1}),
+    ("flagship + prompt ensemble (descriptive + 3 variants)", FLAGSHIP, {"text.prompts": "ensemble"}),
+    ("flagship + 150 epochs", FLAGSHIP, {"train.epochs": 150}),
 ]
 # what the "13x13 flagship + ..." and "flagship + ..." rows are measured against: the row whose label ends so
 BASELINES = {"13x13 flagship +": "= 13x13 flagship", "flagship +": "= flagship recipe"}
@@ -79,7 +88,10 @@ LEAKFREE_WINDOW = 15  # the comparison's leak-free margin (compare.LEAKFREE_WIND
 
 def row_key(base: str, over: dict) -> str:
     """A row's record folder: its base recipe and overrides, readable and stable when rows are added or moved."""
-    return base + "".join(f"+{k}={v}" for k, v in sorted(over.items()))
+    def text(v) -> str:
+        return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+    return base + "".join(f"+{k}={text(v)}" for k, v in sorted(over.items()))
 
 
 def split_for(protocol: str, scene, seed: int, fraction: float, cv: int = 0,

@@ -33,14 +33,15 @@ def test_train_evaluate_predict_on_tiny_scene(tiny_scene, tiny_prompts, text_cac
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
-def test_an_ensemble_run_reloads_evaluates_and_predicts(tiny_scene, tiny_prompts, text_cache, tmp_path):
+@pytest.mark.parametrize("windows", [(), (7, 5)], ids=["same-window", "multiscale"])
+def test_an_ensemble_run_reloads_evaluates_and_predicts(tiny_scene, tiny_prompts, text_cache, tmp_path, windows):
     from hsiclip.data.rasters import CubeSource
     from hsiclip.models import HSIClipEnsemble
     from hsiclip.predict import predict_cube
 
     cfg = load_config("flagship_indian_pines").replace(**{
         "data.scene": "tiny", "data.pca_components": 5, "model.window": 7, "model.members": 2, "train.epochs": 2,
-        "train.warmup_epochs": 1, "data.train_fraction": 0.2})
+        "train.warmup_epochs": 1, "data.train_fraction": 0.2, "model.member_windows": windows})
     metrics = train_run(cfg, tiny_scene, tmp_path / "run", cache_dir=text_cache, prompt_file=tiny_prompts,
                         progress=False)
     run = load_run(tmp_path / "run")

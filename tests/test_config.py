@@ -39,6 +39,11 @@ def test_toml_file(tmp_path):
     ({"loss": {"negatives": "some"}}, "negatives"),
     ({"text": {"prompts": "poem"}}, "prompts"),
     ({"data": {"train_fraction": 1.5}}, "train_fraction"),
+    ({"model": {"window": 9, "stem": "conv", "members": 2, "member_windows": [9]}}, "one window per member"),
+    ({"model": {"window": 9, "stem": "conv", "members": 2, "member_windows": [7, 5]}}, "largest"),
+    ({"model": {"window": 9, "stem": "conv", "members": 2, "member_windows": [9, 3]}}, "above 4"),
+    ({"model": {"window": 9, "members": 2, "member_windows": [9, 6]}}, "odd"),
+    ({"model": {"window": 15, "members": 2, "member_windows": [15, 7]}}, "multiple of model.patch"),
 ])
 def test_bad_values_fail_clearly(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -48,6 +53,15 @@ def test_bad_values_fail_clearly(bad, match):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="neither a file nor a built-in"):
         load_config("no_such_recipe")
+
+
+def test_member_windows_read_back_as_a_tuple(tmp_path):
+    p = tmp_path / "multi.toml"
+    p.write_text('[model]\nstem = "conv"\nwindow = 13\nmembers = 2\nmember_windows = [13, 9]\n')
+    cfg = load_config(str(p))
+    assert cfg.model.member_windows == (13, 9)
+    (tmp_path / "c.json").write_text(json.dumps(cfg.to_dict()))
+    assert load_config(str(tmp_path / "c.json")) == cfg
 
 
 def test_mcls_clip_recipe_differs_only_in_loss_and_prompts():

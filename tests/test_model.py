@@ -132,3 +132,26 @@ def test_an_ensemble_trains_each_member_on_its_own_loss_and_averages_their_score
     assert losses == [(40, 3), (40, 3)]  # the loss saw each member's (B, C) scores, not their stack
     assert all(not torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True) if p.requires_grad)
     assert np.isfinite(result.history[0]["loss"])
+
+
+@pytest.mark.parametrize("stem, windows", [("conv", (9, 7, 5)), ("patch", (9, 3))])
+def test_a_multiscale_ensemble_gives_each_member_the_centre_crop_of_its_window(stem, windows):
+    cfg = ModelConfig(window=9, stem=stem, depth=1, heads=4, members=len(windows), member_windows=windows)
+    torch.manual_seed(0)
+    model = create_model(cfg, 6, torch.randn(3, 384)).eval()
+    x = torch.randn(4, 9, 9, 6)
+    parts = []
+    for member, w in zip(model.members, windows, strict=True):
+        c = (9 - w) // 2
+        assert member.cfg.window == w
+        parts.append(member(x[:, c : 9 - c, c : 9 - c]))
+    torch.testing.assert_close(model(x), torch.stack(parts).mean(0))
+    assert flops_per_sample(model, x[0]) == sum(flops_per_sample(m, x[0, :w, :w]) for m, w in
+                                                zip(model.members, windows, strict=True))
+    # the whole-tile route: one stem map per member, the smaller members' tokens cropped from the largest grid
+    tile = torch.randn(12, 14, 6)
+    smap = model.stem_map(tile)
+    offsets = model.stem_offsets()
+    for r, c in ((0, 0), (3, 5)):
+        tokens = smap[r + offsets[:, 0], c + offsets[:, 1]].unsqueeze(0)
+        torch.testing.assert_close(model.classify_stem_tokens(tokens), model(tile[r : r + 9, c : c + 9][None]))

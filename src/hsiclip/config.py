@@ -46,10 +46,15 @@ class ModelConfig:
     dropout: float = 0.0  # dropout inside attention/MLP outputs
     members: int = 1  # independently initialised models whose scores are averaged (a seed ensemble trained in one
     #                   loop, each member on its own loss; parameters and FLOPs x members)
+    member_windows: tuple[int, ...] = ()  # one window per member, each the centre crop of `window` (the largest):
+    #                                       a multi-scale ensemble; empty: every member reads the whole `window`
     init: str = "torch"  # weight init: "torch" (PyTorch defaults) or "trunc_normal" (ViT/timm: N(0, 0.02) linears)
     projection: str = "vision"  # "vision": project vision embeddings into the frozen text space (measured best
     #                             on validation pixels); "text": a trainable linear probe on the frozen text
     #                             embeddings instead (the paper's 65.6K "projection head" reading)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "member_windows", tuple(self.member_windows))  # TOML and JSON give lists
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,13 @@ def validate(cfg: RunConfig) -> None:
          f"model.window {m.window} is not a multiple of model.patch {m.patch}"),
         (m.stem == "patch" or m.window > 4, "model.window must be above 4 for the conv stem"),
         (m.members >= 1, f"model.members must be at least 1 (got {m.members})"),
+        (not m.member_windows or len(m.member_windows) == m.members,
+         f"model.member_windows needs one window per member ({m.members}), got {list(m.member_windows)}"),
+        (not m.member_windows or max(m.member_windows) == m.window,
+         f"the largest of model.member_windows {list(m.member_windows)} must be model.window ({m.window})"),
+        (all(w % 2 == 1 and (w > 4 if m.stem == "conv" else w % m.patch == 0) for w in m.member_windows),
+         f"model.member_windows {list(m.member_windows)}: each must be odd, and above 4 for the conv stem or a "
+         "multiple of model.patch for the patch stem"),
         (m.dim % m.heads == 0, f"model.dim {m.dim} is not divisible by model.heads {m.heads}"),
         (0.0 <= m.mask_ratio < 1.0, f"model.mask_ratio must be in [0, 1) (got {m.mask_ratio})"),
         (m.init in ("torch", "trunc_normal"), f"model.init must be 'torch' or 'trunc_normal' (got {m.init!r})"),

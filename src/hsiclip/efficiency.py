@@ -42,15 +42,17 @@ def describe_model(cfg: RunConfig) -> tuple[list[tuple[str, int | None, str]], s
         text_dim, frozen = enc.model.get_sentence_embedding_dimension(), enc.params
     model = create_model(cfg.model, cfg.data.pca_components, torch.zeros(num_classes, text_dim))
     k = cfg.model.members
-    one = model.members[0] if k > 1 else model
+    members = list(model.members) if k > 1 else [model]
     times = f" (x{k} members)" if k > 1 else ""
-    parts = [(f"vision encoder (masked ViT){times}", k * count_parameters(one.visual))]
+
+    def total(part: str) -> int:  # summed over the members (their windows, so position tables, may differ)
+        return sum(count_parameters(getattr(m, part)) for m in members)
+
+    parts = [(f"vision encoder (masked ViT){times}", total("visual"))]
     if cfg.model.projection == "text":
-        parts.append((f"text probe ({text_dim} -> {cfg.model.embed_dim}){times}",
-                      k * count_parameters(one.text_probe)))
+        parts.append((f"text probe ({text_dim} -> {cfg.model.embed_dim}){times}", total("text_probe")))
     else:
-        parts.append((f"vision projection ({cfg.model.embed_dim} -> {text_dim}){times}",
-                      k * count_parameters(one.visual_proj)))
+        parts.append((f"vision projection ({cfg.model.embed_dim} -> {text_dim}){times}", total("visual_proj")))
     parts.append((f"logit scale{times}", k))
     trainable = count_parameters(model, trainable=True)
     rows: list[tuple[str, int | None, str]] = [(p, n, "yes") for p, n in parts]

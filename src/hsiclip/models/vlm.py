@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -81,24 +82,36 @@ class HSIClipEnsemble(nn.Module):
     def __init__(self, cfg: ModelConfig, in_channels: int, text_features: torch.Tensor) -> None:
         super().__init__()
         self.cfg = cfg
-        self.members = nn.ModuleList(HSIClip(cfg, in_channels, text_features) for _ in range(cfg.members))
+        windows = cfg.member_windows or (cfg.window,) * cfg.members
+        self.members = nn.ModuleList(HSIClip(replace(cfg, window=w), in_channels, text_features) for w in windows)
+        # a member with a smaller window reads the centre crop of the input window: `crops` pixels off each side,
+        # `token_crops` tokens off each side of the largest window's token grid
+        self.crops = [(cfg.window - w) // 2 for w in windows]
+        self.token_crops = [c if cfg.stem == "conv" else c // cfg.patch for c in self.crops]
 
     @property
     def num_classes(self) -> int:
         return self.members[0].num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores = torch.stack([m(x) for m in self.members])  # (K, B, C)
+        scores = torch.stack([m(x[:, c : x.shape[1] - c, c : x.shape[2] - c]) if c else m(x)
+                              for m, c in zip(self.members, self.crops, strict=True)])  # (K, B, C)
         return scores if self.training else scores.mean(0)
 
     # whole-scene prediction (predict.predict_cube): the members' stem maps side by side, (H', W', K * dim)
     def stem_map(self, tile: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.stem_map(tile) for m in self.members], dim=-1)
 
-    def stem_offsets(self) -> torch.Tensor:
-        return self.members[0].stem_offsets()
+    def stem_offsets(self) -> torch.Tensor:  # the largest window's tokens; smaller members take a centre crop
+        return self.members[self.crops.index(0)].stem_offsets()
 
     def classify_stem_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, K * dim) tokens of `stem_map` -> (B, C): the mean of the members' scores on their own tokens."""
-        parts = tokens.chunk(len(self.members), dim=-1)
-        return torch.stack([m.classify_stem_tokens(t) for m, t in zip(self.members, parts, strict=True)]).mean(0)
+        b, n, _ = tokens.shape
+        side = math.isqrt(n)  # the tokens form a row-major side x side grid (`stem_offsets`)
+        scores = []
+        for m, c, t in zip(self.members, self.token_crops, tokens.chunk(len(self.members), dim=-1), strict=True):
+            if c:
+                t = t.reshape(b, side, side, -1)[:, c : side - c, c : side - c].reshape(b, (side - 2 * c) ** 2, -1)
+            scores.append(m.classify_stem_tokens(t))
+        return torch.stack(scores).mean(0)
