@@ -56,8 +56,8 @@ def synthetic_cube(path: Path, size: int, bands: int, seed: int = 0, rows_per_bl
 
 
 def training_run(work: Path, bands: int, recipe: str) -> Path:
-    """A run of the paper's model on a small synthetic scene with `bands` bands (one epoch: weights do not matter
-    for speed)."""
+    """A run of `recipe` on a small synthetic scene with `bands` bands (one epoch, or one past the recipe's warm-up:
+    the weights do not matter for speed)."""
     rng = np.random.default_rng(0)
     labels = np.zeros((64, 64), dtype=np.int64)
     labels[4:60, 4:60] = 1 + (np.arange(56)[None, :] * 3 // 56)
@@ -67,8 +67,11 @@ def training_run(work: Path, bands: int, recipe: str) -> Path:
     (work / "classes.toml").write_text("".join(f'[[classes]]\nlabel = {i}\nname = "class {i}"\n'
                                                f'descriptive = "Synthetic class number {i}."\n' for i in (1, 2, 3)))
     run = work / "run"
+    from hsiclip.config import load_config
+
+    epochs = load_config(recipe).train.warmup_epochs + 1  # the fewest a recipe with warm-up accepts
     subprocess.run(["hsiclip", "train", "--cube", str(work / "train_cube.npy"), "--labels",
-                    str(work / "train_labels.npy"), "--classes", str(work / "classes.toml"), "--epochs", "1",
+                    str(work / "train_labels.npy"), "--classes", str(work / "classes.toml"), "--epochs", str(epochs),
                     "--out", str(run), "--quiet", "--no-map", "--overwrite", "--config", recipe], check=True,
                    stdout=subprocess.DEVNULL)
     return run
@@ -81,9 +84,9 @@ def executed_flops(model: torch.nn.Module, window: int, channels: int, tile: int
 
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as stem:
-        smap = model.visual.stem_map(torch.zeros(tile + window - 1, tile + window - 1, channels))
+        smap = model.stem_map(torch.zeros(tile + window - 1, tile + window - 1, channels))  # every member's
     with torch.no_grad(), FlopCounterMode(display=False) as rest:
-        model.classify_stem_tokens(torch.zeros(1, model.visual.num_patches, smap.shape[-1]))
+        model.classify_stem_tokens(torch.zeros(1, len(model.stem_offsets()), smap.shape[-1]))
     return round(stem.get_total_flops() / tile**2) + rest.get_total_flops()
 
 
