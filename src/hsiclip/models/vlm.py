@@ -94,8 +94,8 @@ class HSIClipEnsemble(nn.Module):
         return self.members[0].num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores = torch.stack([m(x[:, c : x.shape[1] - c, c : x.shape[2] - c]) if c else m(x)
-                              for m, c in zip(self.members, self.crops, strict=True)])  # (K, B, C)
+        h, w = x.shape[1:3]  # a crop of 0 is the whole window (a view, no copy)
+        scores = torch.stack([m(x[:, c : h - c, c : w - c]) for m, c in zip(self.members, self.crops, strict=True)])
         return scores if self.training else scores.mean(0)
 
     # whole-scene prediction (predict.predict_cube): the members' stem maps side by side, (H', W', K * dim)
