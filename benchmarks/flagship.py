@@ -37,6 +37,7 @@ from hsiclip.efficiency import count_parameters, flops_per_sample
 from hsiclip.metrics import confusion_metrics
 from hsiclip.models import create_model
 from hsiclip.run import train_run
+from hsiclip.text.context import attach_context
 
 FLAGSHIP = "flagship_indian_pines"
 _NO_MASK = {"model.mask_ratio": 0.0}
@@ -86,6 +87,7 @@ ROWS = [  # (what changed, base recipe, overrides)
     ("multi-scale flagship + prompt ensemble (descriptive + 3 variants)", FLAGSHIP,
      {**_MULTI, "text.prompts": "ensemble"}),
     ("multi-scale flagship + dropout 0.1", FLAGSHIP, {**_MULTI, "model.dropout": 0.1}),
+    ("flagship + 16 learnable prompt context vectors (CoOp)", FLAGSHIP, {**_TWO11, "text.context": 16}),
 ]
 # what the "13x13 flagship ...", "multi-scale flagship ..." and "flagship ..." rows are measured against: the row
 # whose label ends so
@@ -118,7 +120,8 @@ PARAMS_MAX, FLOPS_MAX = 1_000_000, 0.05e9  # issue 6's budget
 
 
 def cost(cfg) -> tuple[int, float]:
-    model = create_model(cfg.model, cfg.data.pca_components, torch.zeros(16, 384))
+    model = attach_context(create_model(cfg.model, cfg.data.pca_components, torch.zeros(16, 384)), cfg.text.context,
+                           384)
     w = cfg.model.window
     flops = flops_per_sample(model, torch.zeros(w, w, cfg.data.pca_components))
     return count_parameters(model, trainable=True), flops * (8 if cfg.train.tta else 1)

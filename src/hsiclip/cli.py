@@ -103,6 +103,9 @@ def train(
     train_fraction: Annotated[float | None, typer.Option(help="Override data.train_fraction.")] = None,
     encoder: Annotated[str | None, typer.Option(help="Text encoder name or sentence-transformers path.")] = None,
     prompts: Annotated[str | None, typer.Option(help="descriptive, short, label or ensemble.")] = None,
+    context: Annotated[int | None, typer.Option(help="Learnable context vectors before every prompt, trained "
+                                                     "through the frozen encoder (CoOp); 0: prompts as written.")
+                       ] = None,
     negatives: Annotated[str | None, typer.Option(help="hard+semi, hard, semi or all.")] = None,
     projection: Annotated[str | None, typer.Option(help="text (probe on text side) or vision.")] = None,
     split: Annotated[Path | None, typer.Option(help="Replay the split.npz of an earlier run.")] = None,
@@ -148,7 +151,7 @@ def train(
     cfg = load_config(config, scene).replace(**{
         "train.seed": seed, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
         "data.train_fraction": train_fraction, "text.encoder": encoder, "text.prompts": prompts,
-        "loss.negatives": negatives, "model.projection": projection,
+        "text.context": context, "loss.negatives": negatives, "model.projection": projection,
         "data.pca_fit": "train" if proto.fit_on_train else None})
     dev = resolve_device(device)
     out = out or Path("runs") / f"{cfg.data.scene}-seed{seed}"
@@ -425,12 +428,14 @@ def info(
     scene: Annotated[str | None, typer.Option(help="Scene (sets the number of classes).")] = None,
     encoder: Annotated[str | None, typer.Option(help="Text encoder (sets the text dimension).")] = None,
     projection: Annotated[str | None, typer.Option(help="text or vision.")] = None,
+    context: Annotated[int | None, typer.Option(help="Learnable prompt context vectors (CoOp).")] = None,
 ) -> None:
     """Print trainable / frozen / total parameters and FLOPs per sample of a model."""
     from .config import load_config
     from .efficiency import describe_model
 
-    cfg = load_config(config, scene).replace(**{"text.encoder": encoder, "model.projection": projection})
+    cfg = load_config(config, scene).replace(**{"text.encoder": encoder, "model.projection": projection,
+                                                "text.context": context})
     rows, note = describe_model(cfg)
     table = Table(title=f"{cfg.name}: {cfg.model.name} on {cfg.data.scene}, encoder {cfg.text.encoder}")
     for col in ("part", "parameters", "trainable"):

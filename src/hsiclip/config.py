@@ -61,6 +61,8 @@ class ModelConfig:
 class TextConfig:
     encoder: str = "minilm"  # registered encoder name, or any sentence-transformers model name or path
     prompts: str = "descriptive"  # "descriptive", "short", "label" or "ensemble" (descriptive + variants, averaged)
+    context: int = 0  # learnable context vectors before every prompt, trained through the frozen encoder (CoOp);
+    #                   0: the prompts as written (the paper)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ def validate(cfg: RunConfig) -> None:
         (lo.negatives in ("hard+semi", "hard", "semi", "all"),
          f"loss.negatives must be one of hard+semi, hard, semi, all (got {lo.negatives!r})"),
         (lo.k_hard >= 0 and lo.k_semi >= 0, "loss.k_hard and loss.k_semi must be >= 0"),
+        (cfg.text.context >= 0, f"text.context must be >= 0 (got {cfg.text.context})"),
+        (cfg.text.context == 0 or t.ema == 0,
+         "text.context does not combine with train.ema (the averaged copy would keep the initial prototypes)"),
         (cfg.text.prompts in ("descriptive", "short", "label", "ensemble"),
          f"text.prompts must be descriptive, short, label or ensemble (got {cfg.text.prompts!r})"),
     ]

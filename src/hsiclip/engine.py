@@ -73,12 +73,23 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
     (`spectral_noise`), an exponential moving average of the weights (evaluated and kept instead of the last
     weights), and `val` = (pixels, labels) held out of the training pixels: the weights of the epoch with the best
     validation accuracy are kept.
+
+    A model with a bound `prompt_context` (CoOp, `text.context`) also learns its prompt context, once per epoch: the
+    prototypes are computed through the frozen text encoder at the start of the epoch and held fixed for its steps,
+    which gather their gradient; one backward pass through the encoder then gives the exact gradient of the epoch's
+    summed losses with respect to the context, and its own Adam takes one step. One encoder pass per epoch instead of
+    one per step: a forward and backward pass of MiniLM over 16 descriptive prompts costs roughly half an epoch of
+    the flagship on one CPU thread, so one per step (16 per epoch) would make its training several times longer
+    (the whole cost, measured: the context row's train s in results/flagship.md).
     """
     device = sampler.padded.device
     index_t = torch.as_tensor(index, device=device)
     target_t = torch.as_tensor(target, device=device)
+    context = getattr(model, "prompt_context", None)
+    own = {id(p) for p in context.parameters()} if context is not None else set()
     # foreach: one fused update over all tensors (measured ~20% faster per step than the loop on 2 CPU cores)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    opt = torch.optim.Adam([p for p in model.parameters() if id(p) not in own], lr=cfg.lr,
+                           weight_decay=cfg.weight_decay, foreach=True)
     n = len(index_t)
     # A trailing batch of one sample cannot be batch-normalised: BatchNorm2d/3d would fold that one sample's
     # statistics into its running estimates every epoch (measured: the 2D-CNN baseline's eval-mode OA fell from
@@ -86,6 +97,13 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
     skip_single = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     steps = -(-n // cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps)) if cfg.schedule == "cosine" else None
+    if context is not None:
+        from .models.vlm import set_text_features
+
+        ctx_opt = torch.optim.Adam(context.parameters(), lr=cfg.lr)
+        factor = _lr_lambda(cfg, steps)  # the context's one step per epoch follows the schedule at the epoch's end
+        ctx_sched = torch.optim.lr_scheduler.LambdaLR(ctx_opt, lambda e: factor((e + 1) * steps - 1)) \
+            if cfg.schedule == "cosine" else None
     ema = None
     if cfg.ema > 0:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -101,6 +119,10 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
         t0 = time.perf_counter()
         order = torch.randperm(n, device=device)
         total_loss, correct, seen = 0.0, 0, 0
+        if context is not None:
+            prototypes = context()  # through the frozen encoder, with its graph
+            held = prototypes.detach().requires_grad_()
+            set_text_features(model, held)
         for s in range(0, n, cfg.batch_size):
             b = order[s : s + cfg.batch_size]
             if skip_single and len(b) == 1:
@@ -128,6 +150,16 @@ def train_model(model: nn.Module, sampler: WindowSampler, index: np.ndarray, tar
             total_loss += loss.item() * len(b)
             correct += int((logits.argmax(1) == target_t[b]).sum())
             seen += len(b)
+        if context is not None:
+            if held.grad is not None:
+                prototypes.backward(held.grad)
+                ctx_opt.step()
+                ctx_opt.zero_grad(set_to_none=True)
+                if ctx_sched is not None:
+                    ctx_sched.step()
+            if val is not None or epoch == cfg.epochs - 1:  # the prototypes of the updated context classify
+                with torch.no_grad():
+                    set_text_features(model, context())
         seen = max(seen, 1)
         record = {"epoch": epoch + 1, "loss": total_loss / seen, "train_acc": 100 * correct / seen,
                   "seconds": time.perf_counter() - t0}

@@ -32,7 +32,8 @@ from .errors import ConfigError, DataError
 from .losses import ContrastiveLoss
 from .metrics import classification_metrics
 from .models import MODELS, create_model
-from .text.encoders import embed_class_prompts
+from .text.context import attach_context
+from .text.encoders import TextEncoder, embed_class_prompts
 from .text.prompts import class_texts, load_prompt_set
 
 METRIC_KEYS = ("oa", "aa", "kappa", "per_class", "confusion")
@@ -66,14 +67,19 @@ class Run:
     split: Split | None = None
 
 
-def text_features(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path | None, cache_dir: Path | None,
-                  allow_download: bool = False) -> torch.Tensor:
-    """(C, T) embeddings of the scene's prompts with the configured encoder (cached on disk)."""
+def prompt_texts(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path | None) -> list[list[str]]:
+    """Per class, the configured prompts of the scene's prompt set (or of `prompt_file`)."""
     prompts = load_prompt_set(prompt_file or cfg.data.scene)
     if [p.name for p in prompts] != list(class_names):
         raise ConfigError(f"the prompt set's classes {[p.name for p in prompts]} do not match the scene's "
                           f"{list(class_names)}")
-    emb = embed_class_prompts(class_texts(prompts, cfg.text.prompts), cfg.text.encoder, cache_dir,
+    return class_texts(prompts, cfg.text.prompts)
+
+
+def text_features(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path | None, cache_dir: Path | None,
+                  allow_download: bool = False) -> torch.Tensor:
+    """(C, T) embeddings of the scene's prompts with the configured encoder (cached on disk)."""
+    emb = embed_class_prompts(prompt_texts(cfg, class_names, prompt_file), cfg.text.encoder, cache_dir,
                               allow_download=allow_download)
     return torch.from_numpy(emb)
 
@@ -101,6 +107,10 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     labels = scene.targets
 
     model = create_model(cfg.model, cfg.data.pca_components, feats).to(device)
+    if cfg.text.context:  # CoOp: the prompts' learnable context, trained through the frozen encoder
+        attach_context(model, cfg.text.context, feats.shape[1], cfg.train.seed)
+        encoder = TextEncoder(cfg.text.encoder, device=device, allow_download=allow_download, cache_dir=cache_dir)
+        model.prompt_context.bind(encoder, prompt_texts(cfg, scene.class_names, prompt_file))
     fit, val = split, None
     if cfg.train.val_fraction > 0:  # best epoch chosen on pixels held out of the training pixels, never on test
         fit, val_index = holdout(split, scene.labels, cfg.train.val_fraction, cfg.train.seed)
@@ -144,6 +154,8 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     state = ckpt["model"]
     text = next(v for k, v in state.items() if k.split(".")[-1] == "text_features")  # an ensemble's: members.0.
     model = create_model(cfg.model, cfg.data.pca_components, text).to(device)
+    if "prompt_context.ctx" in state:  # the learnt context is kept; its prototypes are already `text_features`
+        attach_context(model, *state["prompt_context.ctx"].shape)
     model.load_state_dict(state)
     model.eval()
     split = Split.load(run_dir / "split.npz") if (run_dir / "split.npz").is_file() else None

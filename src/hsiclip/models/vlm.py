@@ -71,6 +71,14 @@ class HSIClip(nn.Module):
         return scale * self.encode_stem_tokens(tokens) @ self.encode_text().T
 
 
+def set_text_features(model: nn.Module, features: torch.Tensor) -> None:
+    """Make `features` (C, T), already L2-normalised, the prototypes of every `HSIClip` in `model` (one shared
+    tensor; while a prompt context trains it is a leaf that gathers their gradients)."""
+    for m in model.modules():
+        if isinstance(m, HSIClip):
+            m.text_features = features
+
+
 class HSIClipEnsemble(nn.Module):
     """`cfg.members` independently initialised `HSIClip` models against the same text prototypes.
 
