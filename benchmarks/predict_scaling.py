@@ -151,7 +151,8 @@ def main() -> None:
         + f"python benchmarks/predict_scaling.py --sizes {' '.join(map(str, args.sizes))} --bands "
         f"{args.bands} --tile {args.tile} --batch-size {args.batch_size}"
         + ("" if args.recipe == "paper_indian_pines" else f" --recipe {args.recipe}")
-        + ("" if args.compile == "auto" else f" --compile {args.compile}") + "`", "",
+        + ("" if args.compile == "auto" else f" --compile {args.compile}")
+        + ("" if args.out == Path("results/predict_scaling.md") else f" --out {args.out}") + "`", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, Python {sys.version.split()[0]}. "
         f"Data: synthetic int16 cubes, {args.bands} bands (seed 0), as .npy files read tile by tile. Model: recipe "
