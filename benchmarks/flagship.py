@@ -88,6 +88,10 @@ ROWS = [  # (what changed, base recipe, overrides)
      {**_MULTI, "text.prompts": "ensemble"}),
     ("multi-scale flagship + dropout 0.1", FLAGSHIP, {**_MULTI, "model.dropout": 0.1}),
     ("flagship + 16 learnable prompt context vectors (CoOp)", FLAGSHIP, {**_TWO11, "text.context": 16}),
+    ("flagship + test-time augmentation (8 views, over the FLOP budget)", FLAGSHIP, {**_TWO11, "train.tta": True}),
+    ("flagship + 200 epochs, best epoch on 10% of the training folds", FLAGSHIP,
+     {**_TWO11, "train.epochs": 200, "train.val_fraction": 0.1}),
+    ("flagship + learning rate 2e-3", FLAGSHIP, {**_TWO11, "train.lr": 2e-3}),
 ]
 # what the "13x13 flagship ...", "multi-scale flagship ..." and "flagship ..." rows are measured against: the row
 # whose label ends so
