@@ -29,85 +29,57 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hsiclip.compare import recipe_changes, recipe_fields
-from hsiclip.config import load_config
-from hsiclip.data.scenes import load_scene
+import hsiclip
+from hsiclip.data.protocols import LEAKFREE_WINDOW
 from hsiclip.data.splits import Split, disjoint_split, field_holdout, holdout, kfold, random_split
 from hsiclip.efficiency import count_parameters, flops_per_sample
+from hsiclip.experiments.compare import recipe_changes
 from hsiclip.metrics import confusion_metrics
-from hsiclip.models import create_model
-from hsiclip.run import train_run
-from hsiclip.text.context import attach_context
+from hsiclip.models import create_vlm
+from hsiclip.systems import get_system
 
 FLAGSHIP = "flagship_indian_pines"
 _NO_MASK = {"model.mask_ratio": 0.0}
 _STEP = {"train.schedule": "constant", "train.warmup_epochs": 0, "train.augment": False}
-# every member reads the whole window: the default, and all there was before `model.member_windows` existed
-_SAME = {"model.member_windows": ()}
 # the flagship before the cross-validated selection: one 13x13 model with a random quarter of its tokens masked
-_ONE13 = {"model.window": 13, "model.members": 1, "model.mask_ratio": 0.25, **_SAME}
+_13X13 = {"model.window": 13, "model.members": 1, "model.mask_ratio": 0.25}
 # the flagship (pinned, so that its rows stay where they are if it changes): two 11x11 members
-_TWO11 = {"model.members": 2, **_SAME}
-# three members, one on the 11x11 window and two on its 9x9 centre (a tie with the flagship on 4 seeds, not kept)
-_MULTI = {"model.members": 3, "model.member_windows": (11, 9, 9)}
+_TWO_11X11 = {"model.members": 2}
+# Rows of options that were measured and dropped (label smoothing, EMA, test-time augmentation, spectral fill and
+# noise, multi-scale members, dropout, the CoOp prompt context, best-epoch validation) have left this list with the
+# options themselves; their records stay under results/records/flagship and their rows in results/flagship*.md,
+# produced by this script at commit 304c9d0.
 ROWS = [  # (what changed, base recipe, overrides)
     ("paper recipe (ViT on 3x3 patches, 50 epochs, batch 32)", "paper_indian_pines", {}),
     ("+ SSFTT conv stem, 13x13 window, PCA 30, 2 blocks of 4 heads, 100 epochs, batch 64", FLAGSHIP,
-     {**_ONE13, **_STEP, **_NO_MASK}),
-    ("+ cosine schedule, 5 warm-up epochs", FLAGSHIP, {**_ONE13, "train.augment": False, **_NO_MASK}),
-    ("+ flips and rotations", FLAGSHIP, {**_ONE13, **_NO_MASK}),
-    ("+ token masking 25% = 13x13 flagship", FLAGSHIP, _ONE13),
-    ("13x13 flagship + label smoothing 0.1", FLAGSHIP, {**_ONE13, "train.label_smoothing": 0.1}),
-    ("13x13 flagship + EMA of weights (0.99)", FLAGSHIP, {**_ONE13, "train.ema": 0.99}),
-    ("13x13 flagship + 3 transformer blocks", FLAGSHIP, {**_ONE13, "model.depth": 3}),
-    ("13x13 flagship + 150 epochs", FLAGSHIP, {**_ONE13, "train.epochs": 150}),
-    ("13x13 flagship + prompt ensemble (descriptive + 3 variants)", FLAGSHIP, {**_ONE13, "text.prompts": "ensemble"}),
-    ("13x13 flagship + full softmax over all classes (M-CLS style)", FLAGSHIP, {**_ONE13, "loss.negatives": "all"}),
-    ("13x13 flagship + test-time augmentation (8 views)", FLAGSHIP, {**_ONE13, "train.tta": True}),
-    ("13x13 flagship + spectral fill 50% (windows of the centre pixel alone)", FLAGSHIP,
-     {**_ONE13, "train.spectral_fill": 0.5}),
-    ("13x13 flagship + 15x15 window", FLAGSHIP, {**_ONE13, "model.window": 15}),
-    ("13x13 flagship + 200 epochs", FLAGSHIP, {**_ONE13, "train.epochs": 200}),
-    ("13x13 flagship + spectral noise (std 0.1)", FLAGSHIP, {**_ONE13, "train.spectral_noise": 0.1}),
-    ("13x13 flagship + token masking 50%", FLAGSHIP, {**_ONE13, "model.mask_ratio": 0.5}),
-    ("13x13 flagship + 11x11 window", FLAGSHIP, {**_ONE13, "model.window": 11}),
+     {**_13X13, **_STEP, **_NO_MASK}),
+    ("+ cosine schedule, 5 warm-up epochs", FLAGSHIP, {**_13X13, "train.augment": False, **_NO_MASK}),
+    ("+ flips and rotations", FLAGSHIP, {**_13X13, **_NO_MASK}),
+    ("+ token masking 25% = 13x13 flagship", FLAGSHIP, _13X13),
+    ("13x13 flagship + 3 transformer blocks", FLAGSHIP, {**_13X13, "model.depth": 3}),
+    ("13x13 flagship + 150 epochs", FLAGSHIP, {**_13X13, "train.epochs": 150}),
+    ("13x13 flagship + prompt ensemble (descriptive + 3 variants)", FLAGSHIP, {**_13X13, "text.prompts": "ensemble"}),
+    ("13x13 flagship + full softmax over all classes (M-CLS style)", FLAGSHIP, {**_13X13, "loss.negatives": "all"}),
+    ("13x13 flagship + 15x15 window", FLAGSHIP, {**_13X13, "model.window": 15}),
+    ("13x13 flagship + 200 epochs", FLAGSHIP, {**_13X13, "train.epochs": 200}),
+    ("13x13 flagship + token masking 50%", FLAGSHIP, {**_13X13, "model.mask_ratio": 0.5}),
+    ("13x13 flagship + 11x11 window", FLAGSHIP, {**_13X13, "model.window": 11}),
     ("13x13 flagship + 11x11 window, 2 members averaged (a seed ensemble)", FLAGSHIP,
-     {**_ONE13, "model.window": 11, "model.members": 2}),
+     {**_13X13, "model.window": 11, "model.members": 2}),
     ("13x13 flagship + PCA 15, 2 members averaged (a seed ensemble)", FLAGSHIP,
-     {**_ONE13, "data.pca_components": 15, "model.members": 2}),
-    ("13x13 flagship + 11x11 window, 2 members averaged, no token masking = flagship recipe", FLAGSHIP, _TWO11),
-    ("flagship + label smoothing 0.1", FLAGSHIP, {**_TWO11, "train.label_smoothing": 0.1}),
-    ("flagship as four 9x9 members", FLAGSHIP, {**_SAME, "model.window": 9, "model.members": 4}),
-    ("flagship + EMA of weights (0.99)", FLAGSHIP, {**_TWO11, "train.ema": 0.99}),
-    ("flagship as 13x13 + 9x9 members (multi-scale)", FLAGSHIP,
-     {"model.members": 2, "model.window": 13, "model.member_windows": (13, 9)}),
-    ("flagship + 3 transformer blocks", FLAGSHIP, {**_TWO11, "model.depth": 3}),
-    ("flagship + spectral noise (std 0.1)", FLAGSHIP, {**_TWO11, "train.spectral_noise": 0.1}),
-    ("flagship as 11x11 + 9x9 + 9x9 members = multi-scale flagship", FLAGSHIP, _MULTI),
-    ("multi-scale flagship + prompt ensemble (descriptive + 3 variants)", FLAGSHIP,
-     {**_MULTI, "text.prompts": "ensemble"}),
-    ("multi-scale flagship + dropout 0.1", FLAGSHIP, {**_MULTI, "model.dropout": 0.1}),
-    ("flagship + 16 learnable prompt context vectors (CoOp)", FLAGSHIP, {**_TWO11, "text.context": 16}),
-    ("flagship + test-time augmentation (8 views, over the FLOP budget)", FLAGSHIP, {**_TWO11, "train.tta": True}),
-    ("flagship + 200 epochs, best epoch on 10% of the training folds", FLAGSHIP,
-     {**_TWO11, "train.epochs": 200, "train.val_fraction": 0.1}),
-    ("flagship + learning rate 2e-3", FLAGSHIP, {**_TWO11, "train.lr": 2e-3}),
+     {**_13X13, "data.pca_components": 15, "model.members": 2}),
+    ("13x13 flagship + 11x11 window, 2 members averaged, no token masking = flagship recipe", FLAGSHIP, _TWO_11X11),
+    ("flagship as four 9x9 members", FLAGSHIP, {"model.window": 9, "model.members": 4}),
+    ("flagship + 3 transformer blocks", FLAGSHIP, {**_TWO_11X11, "model.depth": 3}),
+    ("flagship + learning rate 2e-3", FLAGSHIP, {**_TWO_11X11, "train.lr": 2e-3}),
 ]
-# what the "13x13 flagship ...", "multi-scale flagship ..." and "flagship ..." rows are measured against: the row
-# whose label ends so
-BASELINES = {"13x13 flagship ": "= 13x13 flagship", "multi-scale flagship ": "= multi-scale flagship",
-             "flagship ": "= flagship recipe"}
-LEAKFREE_WINDOW = 15  # the comparison's leak-free margin (compare.LEAKFREE_WINDOW)
+# what the "13x13 flagship ..." and "flagship ..." rows are measured against: the row whose label ends so
+BASELINES = {"13x13 flagship ": "= 13x13 flagship", "flagship ": "= flagship recipe"}
 
 
 def row_key(base: str, over: dict) -> str:
     """A row's record folder: its base recipe and overrides, readable and stable when rows are added or moved."""
-    def text(v) -> str:
-        return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
-
-    # `_SAME` restores a default that the older rows' records were trained with before the field existed: left out
-    # of the name, so that those records stay where they are
-    return base + "".join(f"+{k}={text(v)}" for k, v in sorted(over.items()) if (k, v) not in _SAME.items())
+    return base + "".join(f"+{k}={v}" for k, v in sorted(over.items()))
 
 
 def split_for(protocol: str, scene, seed: int, fraction: float, cv: int = 0,
@@ -124,18 +96,14 @@ PARAMS_MAX, FLOPS_MAX = 1_000_000, 0.05e9  # issue 6's budget
 
 
 def cost(cfg) -> tuple[int, float]:
-    model = attach_context(create_model(cfg.model, cfg.data.pca_components, torch.zeros(16, 384)), cfg.text.context,
-                           384)
+    model = create_vlm(cfg.model, cfg.data.pca_components, torch.zeros(16, 384))
     w = cfg.model.window
-    flops = flops_per_sample(model, torch.zeros(w, w, cfg.data.pca_components))
-    return count_parameters(model, trainable=True), flops * (8 if cfg.train.tta else 1)
+    return count_parameters(model, trainable=True), flops_per_sample(model, torch.zeros(w, w, cfg.data.pca_components))
 
 
 def classical_rows(scene, args) -> list[dict]:
     """The RBF SVM and the random forest of the comparison on each seed's validation split (seconds each): whether
     the validation pixels rank them against the window models as the test pixels do is what makes them usable."""
-    from hsiclip.compare import train_classical
-
     rows = []
     for name, what in (("svm", "calibration: RBF SVM on PCA pixels"), ("rf", "calibration: random forest")):
         ms = []
@@ -143,9 +111,11 @@ def classical_rows(scene, args) -> list[dict]:
             record = args.records / args.protocol / name / f"seed{seed}.json"
             if not record.is_file():
                 inner, val = split_for(args.protocol, scene, seed, 0.1)
-                m = train_classical(name, scene, seed, split=Split(inner.train, val), fit_on_train=True)
-                m = {k: m[k] for k in ("oa", "aa", "kappa", "per_class")} | {
-                    "seed": seed, "timing": {"train_s": m["train_s"], "machine": platform.processor()}}
+                run = hsiclip.train(scene, name, seed=seed, protocol="leakfree", split=Split(inner.train, val),
+                                    progress=False)
+                m = {k: run.metrics[k] for k in ("oa", "aa", "kappa", "per_class")} | {
+                    "seed": seed, "timing": {"train_s": run.metrics["timing"]["train_s"],
+                                             "machine": platform.processor()}}
                 record.parent.mkdir(parents=True, exist_ok=True)
                 record.write_text(json.dumps(m, indent=1) + "\n")
             ms.append(json.loads(record.read_text()))
@@ -177,7 +147,7 @@ def main() -> None:
         ap.error("--cv is for the paper's protocol (the leak-free one holds out whole fields)")
     out = args.out or Path("results/flagship.md" if args.cv else "results/flagship_holdout.md"
                            if args.protocol == "paper" else "results/flagship_leakfree.md")
-    scene = load_scene("indian_pines", [args.data_dir] if args.data_dir else [])
+    scene = hsiclip.load_scene("indian_pines", data_dir=args.data_dir)
     cache = Path(tempfile.mkdtemp(prefix="hsiclip-text-"))  # embed each prompt set once for all rows
     results = []
     folds = range(args.cv) if args.cv else [None]
@@ -185,26 +155,28 @@ def main() -> None:
     for i, (what, base, over) in enumerate(ROWS):
         ms = []
         for seed in args.seeds:
-            pca_fit = {"data.pca_fit": "train"} if args.protocol == "leakfree" else {}
-            cfg = load_config(base).replace(**over, **pca_fit, **{"train.seed": seed})
+            system = get_system(base)
+            cfg = system.recipe(scene.name, seed=seed, **over)
             parts = []
             for fold in folds:
                 name = f"seed{seed}" + (f"-fold{fold}" if fold is not None else "")
                 record = args.records / tag / row_key(base, over) / f"{name}.json"
                 m = json.loads(record.read_text()) if record.is_file() else None
-                stale = m is not None and recipe_changes(m.get("recipe"), recipe_fields(cfg))
+                stale = m is not None and recipe_changes(m.get("recipe"), system.flat_recipe(cfg))
                 if stale:  # trained before the base recipe changed: not this row any more
                     print(f"{record}: trained with another recipe ({'; '.join(stale)})", flush=True)
                 if m is None or stale:
                     if args.no_train or (args.rows is not None and i not in args.rows):
                         break
                     inner, val = split_for(args.protocol, scene, seed, cfg.data.train_fraction, args.cv, fold or 0)
-                    run = args.work / tag / row_key(base, over) / name
-                    m = train_run(cfg, scene, run, split=Split(inner.train, val), progress=False, overwrite=True,
-                                  cache_dir=cache)
-                    m = {k: m[k] for k in ("oa", "aa", "kappa", "per_class", "confusion", "timing")} | {
+                    # the validation pixels stand in for the test split: this script never reads test pixels
+                    run = hsiclip.train(scene, system, seed=seed, protocol=args.protocol,
+                                        split=Split(inner.train, val), progress=False, cache_dir=cache, **over)
+                    run.save(args.work / tag / row_key(base, over) / name)
+                    m = {k: run.metrics[k] for k in ("oa", "aa", "kappa", "per_class", "confusion", "timing")} | {
                         "seed": seed, "n_train": len(inner.train), "n_val": len(val),
-                        "val_classes": len(np.unique(scene.labels.reshape(-1)[val])), "recipe": recipe_fields(cfg)}
+                        "val_classes": len(np.unique(scene.labels.reshape(-1)[val])),
+                        "recipe": system.flat_recipe(cfg)}
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps(m, indent=1) + "\n")
                 parts.append(m)
@@ -220,7 +192,7 @@ def main() -> None:
             print(what, seed, f"val OA {m['oa']:.2f}", flush=True)
         if not ms:
             continue
-        params, flops = cost(load_config(base).replace(**over))
+        params, flops = cost(get_system(base).recipe(scene.name, **over))
         stat = {k: (float(np.mean([m[k] for m in ms])), float(np.std([m[k] for m in ms])))
                 for k in ("oa", "aa", "kappa")}
         results.append({"what": what, **stat, "params": params, "flops": flops, "seeds": [m["seed"] for m in ms],
@@ -254,9 +226,9 @@ def main() -> None:
         + (" --protocol leakfree`" if args.protocol == "leakfree" else f" --cv {args.cv}`" if args.cv else "`"), "",
         f"Machine: {results[0]['machine']}. Data: {data}; test pixels are never read here. OA, AA, κ "
         "(×100) are mean ± std (population) over the seeds. Parameters count trainable weights; GFLOPs are per pixel "
-        "(PyTorch's counter; x8 with test-time augmentation). Train s is wall time on a CPU shared with other jobs "
+        "(PyTorch's counter). Train s is wall time on a CPU shared with other jobs "
         "(indicative only). Budget (issue 6): at most 1M parameters and 0.05 GFLOPs. Verdict: the row's OA against "
-        "the row its label starts from (13x13 flagship, multi-scale flagship or flagship), paired by seed; 'within one "
+        "the row its label starts from (13x13 flagship or flagship), paired by seed; 'within one "
         "pixel' where the mean difference is below one validation pixel.", "",
         "| what changed | seeds | val OA | val AA | val κ | trainable params | GFLOPs | train s | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -1,9 +1,7 @@
-"""Command line: `hsiclip train | evaluate | map | compare | info | scenes`; the only module that reads argv or env."""
+"""Command line: parse, one library call, print; the only module that reads argv (`paths` reads the environment)."""
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -12,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from platformdirs import user_cache_dir
 from rich.console import Console
 from rich.table import Table
 
@@ -33,18 +30,7 @@ Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 Download = Annotated[bool, typer.Option("--download", help="Fetch missing scene files (or text encoders).")]
 NoVerify = Annotated[bool, typer.Option("--no-verify", help="Skip scene checksum verification.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-
-def cache_dir() -> Path:
-    """User cache folder for downloaded scenes and text embeddings [env: HSICLIP_CACHE_DIR]."""
-    return Path(os.environ.get("HSICLIP_CACHE_DIR") or user_cache_dir("hsiclip"))
-
-
-def search_dirs(data_dir: Path | None) -> list[Path]:
-    """Lookup order: the option, else the environment variable; the user cache folder comes after them."""
-    if data_dir:
-        return [data_dir]
-    return [Path(os.environ["HSICLIP_DATA_DIR"])] if os.environ.get("HSICLIP_DATA_DIR") else []
+RunDir = Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")]
 
 
 def resolve_device(device: str) -> str:
@@ -59,30 +45,34 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_scene_cli(name: str, data_dir: Path | None, download: bool, no_verify: bool, quiet: bool):
-    from .data.scenes import load_scene
+def scene_for(name: str, data_dir: Path | None, download: bool, no_verify: bool, quiet: bool) -> Scene:
+    from .api import load_scene
 
-    return load_scene(name, search_dirs(data_dir), download_dir=cache_dir() / "data", download=download,
-                      verify=not no_verify, progress=not quiet)
+    return load_scene(name, data_dir=data_dir, download=download, verify=not no_verify, progress=not quiet)
 
 
-def load_run_and_scene(run: Path, device: str, data_dir: Path | None, download: bool, no_verify: bool,
-                       quiet: bool) -> tuple[Run, Scene]:
+def run_and_scene(run: Path, device: str, data_dir: Path | None, download: bool, no_verify: bool,
+                  quiet: bool) -> tuple[Run, Scene]:
     """A run folder's model and the scene it was trained on."""
     from .run import load_run
 
     r = load_run(run, device)
-    return r, load_scene_cli(r.cfg.data.scene, data_dir, download, no_verify, quiet)
+    return r, scene_for(r.scene, data_dir, download, no_verify, quiet)
 
 
 def print_metrics(metrics: dict[str, Any], class_names: list[str], title: str) -> None:
-    table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("class")
-    table.add_column("accuracy (%)", justify="right")
-    for name, acc in zip(class_names, metrics["per_class"], strict=True):
-        table.add_row(name, "-" if acc is None else f"{acc:.2f}")
-    console.print(table)
+    _table(title, ("class", "accuracy (%)"),
+           [(n, "-" if a is None else f"{a:.2f}") for n, a in zip(class_names, metrics["per_class"], strict=True)])
     console.print(f"[bold]OA {metrics['oa']:.2f}   AA {metrics['aa']:.2f}   kappa {metrics['kappa']:.2f}[/bold]")
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 @app.callback()
@@ -92,20 +82,18 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full traceba
 
 @app.command()
 def train(
-    scene: Annotated[str | None, typer.Option(help="Registered scene (default: the config's).")] = None,
+    scene: Annotated[str | None, typer.Option(help="Registered scene (default: the recipe's).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the split, the initialisation and the sampling.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Run folder to write (default: runs/<scene>-seed<seed>).")] = None,
-    config: Annotated[str | None, typer.Option(help="Config file (.toml/.json) or built-in recipe name.")] = None,
+    config: Annotated[str | None, typer.Option(help="A recipe file (.toml/.json) or any name of "
+                                                    "`hsiclip compare --list` and the built-in recipes.")] = None,
     data_dir: DataDir = None,
-    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Override train.batch_size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
-    train_fraction: Annotated[float | None, typer.Option(help="Override data.train_fraction.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
+    train_fraction: Annotated[float | None, typer.Option(help="Per-class training share of the split.")] = None,
     encoder: Annotated[str | None, typer.Option(help="Text encoder name or sentence-transformers path.")] = None,
     prompts: Annotated[str | None, typer.Option(help="descriptive, short, label or ensemble.")] = None,
-    context: Annotated[int | None, typer.Option(help="Learnable context vectors before every prompt, trained "
-                                                     "through the frozen encoder (CoOp); 0: prompts as written.")
-                       ] = None,
     negatives: Annotated[str | None, typer.Option(help="hard+semi, hard, semi or all.")] = None,
     projection: Annotated[str | None, typer.Option(help="text (probe on text side) or vision.")] = None,
     split: Annotated[Path | None, typer.Option(help="Replay the split.npz of an earlier run.")] = None,
@@ -128,104 +116,77 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a model on a scene, evaluate it on the test pixels, and write a run folder (+ map.png)."""
-    from .config import load_config
+    from .api import load_scene
     from .data.splits import Split
-    from .run import train_run
+    from .paths import cache_dir
+    from .pipeline import train as train_system
 
-    own = [x is not None for x in (cube, labels, classes)]
-    if any(own) and not all(own):
-        raise ConfigError("your own scene needs all three of --cube, --labels and --classes")
-    prompt_file = None
-    if all(own):
-        from .data.scenes import user_scene
-        from .text.prompts import load_prompt_set
-
-        assert cube is not None and labels is not None and classes is not None
-        prompt_file = classes
-        names = [p.name for p in load_prompt_set(classes)]
-        data = user_scene(cube, labels, names, name=scene or cube.stem, cube_key=cube_key, labels_key=labels_key)
-        scene = data.name
-    from .compare import PROTOCOLS
-
-    proto = PROTOCOLS.get(protocol)
-    cfg = load_config(config, scene).replace(**{
-        "train.seed": seed, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
-        "data.train_fraction": train_fraction, "text.encoder": encoder, "text.prompts": prompts,
-        "text.context": context, "loss.negatives": negatives, "model.projection": projection,
-        "data.pca_fit": "train" if proto.fit_on_train else None})
+    if any(x is not None for x in (cube, labels, classes)):
+        data = load_scene(scene, cube=cube, labels=labels, classes=classes, cube_key=cube_key, labels_key=labels_key)
+    else:
+        data = scene_for(scene or "indian_pines", data_dir, download, no_verify, quiet)
+    out = out or Path("runs") / f"{data.name}-seed{seed}"
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"run folder {out} exists and is not empty; choose another --out or add --overwrite")
+    overrides = {k: v for k, v in {"train.batch_size": batch_size, "train.lr": lr, "text.encoder": encoder,
+                                   "text.prompts": prompts, "loss.negatives": negatives,
+                                   "model.projection": projection}.items() if v is not None}
     dev = resolve_device(device)
-    out = out or Path("runs") / f"{cfg.data.scene}-seed{seed}"
-    if prompt_file is None:
-        data = load_scene_cli(cfg.data.scene, data_dir, download, no_verify, quiet)
-    replay = Split.load(split) if split else None
-    if replay is None and protocol != "paper":  # the comparison's leak-free split, at this model's window
-        replay = proto.split(data, seed, cfg.data.train_fraction, cfg.model.window)
-    console.print(f"[dim]{cfg.name}: {cfg.data.scene} from {data.source}; {cfg.train.epochs} epochs, "
-                  f"encoder {cfg.text.encoder}, device {dev}[/dim]", soft_wrap=True)
-    metrics = train_run(cfg, data, out, device=dev, cache_dir=cache_dir(), split=replay, progress=not quiet,
-                        allow_download=download, overwrite=overwrite, with_map=not no_map, prompt_file=prompt_file)
-    print_metrics(metrics, list(data.class_names), f"{cfg.data.scene}, seed {seed}: test pixels")
-    t = metrics["timing"]
+    console.print(f"[dim]{config or 'ours'}: {data.name} from {data.source}; device {dev}[/dim]", soft_wrap=True)
+    run = train_system(data, config or "ours", seed=seed, protocol=protocol, fraction=train_fraction,
+                       split=Split.load(split) if split else None, epochs=epochs, device=dev,
+                       progress=not quiet, cache_dir=cache_dir(), allow_download=download, **overrides)
+    run.save(out)
+    if not no_map:
+        from .experiments.plots import write_map
+
+        write_map(run, data, out / "map.png", dev, progress=not quiet)
+    print_metrics(run.metrics, list(data.class_names), f"{data.name}, seed {seed}: test pixels")
+    t = run.metrics["timing"]
     console.print(f"train {t['train_s']:.1f} s, test inference {t['infer_s']:.2f} s; run folder {out}"
                   + ("" if no_map else f", map {out / 'map.png'}"))
 
 
 @app.command()
-def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
-    data_dir: DataDir = None,
-    device: Device = "cpu",
-    download: Download = False,
-    no_verify: NoVerify = False,
-    quiet: Quiet = False,
-) -> None:
+def evaluate(run: RunDir, data_dir: DataDir = None, device: Device = "cpu", download: Download = False,
+             no_verify: NoVerify = False, quiet: Quiet = False) -> None:
     """Reload a run and recompute its test metrics; fail if they differ from the stored ones."""
-    from .run import METRIC_KEYS, evaluate_run
+    from .run import METRIC_KEYS
 
     dev = resolve_device(device)
-    r, data = load_run_and_scene(run, dev, data_dir, download, no_verify, quiet)
-    metrics = evaluate_run(r, data, dev, progress=not quiet)
+    r, data = run_and_scene(run, dev, data_dir, download, no_verify, quiet)
+    metrics = r.evaluate(data, dev, progress=not quiet)
     print_metrics(metrics, list(r.class_names), f"{run}: test pixels")
-    stored_path = run / "metrics.json"
-    if stored_path.is_file():
-        stored = json.loads(stored_path.read_text())
-        same = all(stored.get(k) == metrics[k] for k in METRIC_KEYS)
-        if not same:
-            raise HsiclipError(f"metrics differ from {stored_path}: stored OA {stored['oa']:.4f}, "
-                               f"now {metrics['oa']:.4f}")
-        console.print(f"identical to {stored_path}")
+    if r.metrics and not all(r.metrics.get(k) == metrics[k] for k in METRIC_KEYS):
+        raise HsiclipError(f"metrics differ from {run / 'metrics.json'}: stored OA {r.metrics['oa']:.4f}, "
+                           f"now {metrics['oa']:.4f}")
+    if r.metrics:
+        console.print(f"identical to {run / 'metrics.json'}")
 
 
 @app.command("map")
-def map_(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
-    out: Annotated[Path | None, typer.Option(help="PNG to write (default: RUN/map.png).")] = None,
-    data_dir: DataDir = None,
-    device: Device = "cpu",
-    download: Download = False,
-    no_verify: NoVerify = False,
-    quiet: Quiet = False,
-) -> None:
+def map_(run: RunDir, out: Annotated[Path | None, typer.Option(help="PNG to write (default: RUN/map.png).")] = None,
+         data_dir: DataDir = None, device: Device = "cpu", download: Download = False, no_verify: NoVerify = False,
+         quiet: Quiet = False) -> None:
     """Classify every pixel of the run's scene and write the map beside the ground truth as a PNG."""
-    from .run import write_map
+    from .experiments.plots import write_map
 
     dev = resolve_device(device)
-    r, data = load_run_and_scene(run, dev, data_dir, download, no_verify, quiet)
-    path = write_map(r, data, out or run / "map.png", dev, progress=not quiet)
-    console.print(f"wrote {path}")
+    r, data = run_and_scene(run, dev, data_dir, download, no_verify, quiet)
+    console.print(f"wrote {write_map(r, data, out or run / 'map.png', dev, progress=not quiet)}")
 
 
 @app.command(name="predict")
 def predict_(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")],
+    run: RunDir,
     cube: Annotated[Path, typer.Argument(help="Cube to classify (.mat, .npy, ENVI .hdr/.img, GeoTIFF), any size.")],
     out: Annotated[Path, typer.Option(help="Output folder: classes.{png,tif,npy}, confidence.{tif,npy}.")] = Path(
         "prediction"),
     cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
     tile: Annotated[int, typer.Option(help="Tile side in pixels (memory is one tile of the cube).")] = 256,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
-    compile: Annotated[str, typer.Option(help="Compile the model for the CPU first (10-20 s, then about 2.5x as "
-                                         "fast): yes, no, or auto (for scenes of 250,000 pixels or more).")] = "auto",
+    compile: Annotated[str, typer.Option(help="Compile the model for the CPU first (10-20 s, then faster): yes, "
+                                         "no, or auto (for scenes of 250,000 pixels or more).")] = "auto",
     device: Device = "cpu",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
     quiet: Quiet = False,
@@ -236,10 +197,8 @@ def predict_(
     from .run import load_run
 
     dev = resolve_device(device)
-    trained = load_run(run, dev)
-    source = CubeSource(cube, cube_key)
-    s = predict_cube(trained, source, out, tile=tile, batch_size=batch_size, device=dev, progress=not quiet,
-                     overwrite=overwrite, compile=compile)
+    s = predict_cube(load_run(run, dev), CubeSource(cube, cube_key), out, tile=tile, batch_size=batch_size,
+                     device=dev, progress=not quiet, overwrite=overwrite, compile=compile)
     console.print(f"{s['pixels']:,} pixels in {s['seconds']:.1f} s ({s['pixels_per_s']:,.0f} px/s); wrote {out}/"
                   f"classes.png, classes.tif, classes.npy, confidence.tif, confidence.npy"
                   + ("" if s["georeferenced"] else " (the cube has no georeferencing, so neither do the GeoTIFFs)"))
@@ -249,17 +208,14 @@ def predict_(
 def export(
     scene: Annotated[str, typer.Argument(help="Registered scene.")],
     out: Annotated[Path, typer.Option(help="Folder for cube.hdr/.img, labels.tif and classes.toml.")] = Path("scene"),
-    data_dir: DataDir = None,
-    download: Download = False,
-    no_verify: NoVerify = False,
-    quiet: Quiet = False,
+    data_dir: DataDir = None, download: Download = False, no_verify: NoVerify = False, quiet: Quiet = False,
 ) -> None:
     """Re-package a registered scene as a user would have it: an ENVI cube, GeoTIFF labels and a class file."""
     from importlib import resources
 
     from .data.rasters import write_envi, write_labels_tif
 
-    data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
+    data = scene_for(scene, data_dir, download, no_verify, quiet)
     out.mkdir(parents=True, exist_ok=True)
     cube = write_envi(out / "cube", data.cube)
     write_labels_tif(out / "labels.tif", data.labels)
@@ -278,15 +234,8 @@ def _parse_epochs(items: list[str]) -> dict[str, int]:
     return out
 
 
-def _dim_log(quiet: bool) -> Callable[[str], None]:
+def _dim_log(quiet: bool) -> Callable[[str], None]:  # the experiments' progress lines
     return lambda msg: None if quiet else console.print(msg, style="dim", markup=False)
-
-
-def _measured_on(records: list[dict[str, Any]]) -> str:
-    """The machines the records were measured on (a --no-train call only tabulates them)."""
-    from .efficiency import machine
-
-    return "; ".join(sorted({r.get("machine") or machine() for r in records}))
 
 
 def _parse_seeds(seeds: str) -> list[int]:
@@ -310,67 +259,42 @@ def compare(
     max_epochs: Annotated[int | None, typer.Option(help="Cap every system's epochs (stated in the table).")] = None,
     window: Annotated[int | None, typer.Option(help="Leak-free protocol: the window no test pixel's window may share "
                                                     "with a training pixel (default 15).")] = None,
-    work_dir: Annotated[Path, typer.Option(help="Per-(system, seed) records and weights; resumable.")] = Path(
+    work_dir: Annotated[Path, typer.Option(help="Per-(system, seed) records and runs; resumable.")] = Path(
         "runs/compare"),
     out: Annotated[Path, typer.Option(help="Folder for compare_<scene>.md/.csv/.png.")] = Path("results"),
     note: Annotated[list[str] | None, typer.Option(help="A line added to the table's notes (repeatable).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the systems and exit.")] = False,
     no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate the finished (system, seed) pairs.")
                         ] = False,
-    data_dir: DataDir = None,
-    device: Device = "cpu",
-    download: Download = False,
-    no_verify: NoVerify = False,
+    data_dir: DataDir = None, device: Device = "cpu", download: Download = False, no_verify: NoVerify = False,
     quiet: Quiet = False,
 ) -> None:
     """Train every system on the same splits; write the comparison table, CSV and OA-vs-FLOPs figure."""
-    from .compare import ALL_SYSTEMS, PROTOCOLS, SYSTEMS, resolve_epochs, run_comparison
-    from .report import protocols_markdown, write_report
+    from .data.protocols import PROTOCOLS
+    from .experiments.compare import ALL_SYSTEMS, compare_protocols
+    from .paths import cache_dir
+    from .systems import get_system
 
     if list_:
-        table = Table(title="comparison systems (`--models all` runs them in this order)")
-        for col in ("name", "row", "kind", f"epochs on {scene}"):
-            table.add_column(col)
-        for name in ALL_SYSTEMS:
-            s = SYSTEMS.get(name)
-            try:
-                e = resolve_epochs(name, scene)
-            except ConfigError:
-                e = "not available"
-            table.add_row(name, s.label, s.kind, "-" if e is None else str(e))
-        console.print(table)
-        return
+        from .experiments.compare import system_rows
+
+        return _table("comparison systems (`--models all` runs them in this order)",
+                      ("name", "row", "kind", f"epochs on {scene}"), system_rows(scene))
     names = list(ALL_SYSTEMS) if models == "all" else [m.strip() for m in models.split(",") if m.strip()]
     for name in names:
-        SYSTEMS.get(name)
-    seed_list = _parse_seeds(seeds)
-    dev = resolve_device(device)
-    data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
+        get_system(name)
     protocols = [p.strip() for p in protocol.split(",") if p.strip()]
     for p in protocols:
         PROTOCOLS.get(p)
-    command = "hsiclip " + shlex.join(STATE["argv"])
-    by_protocol = {}
-    for p in protocols:
-        records = run_comparison(data, names, seed_list, protocol=p, fraction=fraction,
-                                 epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
-                                 device=dev, cache_dir=cache_dir(), progress=not quiet,
-                                 log=_dim_log(quiet),
-                                 train=not no_train, window=window)
-        if not records:
-            message = f"no finished (system, seed) pairs to tabulate under the {p} protocol; run without --no-train"
-            if len(protocols) == 1:
-                raise ConfigError(message)
-            console.print(f"[yellow]{message}[/yellow]")
-            continue
-        paths = write_report(records, out, command=command, machine=_measured_on(records), notes=note or [])
-        console.print("wrote " + ", ".join(str(x) for x in paths))
-        by_protocol[p] = records
-    if "paper" in by_protocol and "leakfree" in by_protocol:
-        md = out / ("protocols.md" if scene == "indian_pines" else f"protocols_{scene}.md")
-        md.write_text(protocols_markdown(by_protocol["paper"], by_protocol["leakfree"], command=command,
-                                         machine=_measured_on([r for rs in by_protocol.values() for r in rs])))
-        console.print(f"wrote {md}")
+    seed_list = _parse_seeds(seeds)
+    dev = resolve_device(device)
+    data = scene_for(scene, data_dir, download, no_verify, quiet)
+    paths = compare_protocols(data, names, seed_list, protocols, fraction=fraction,
+                              epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
+                              out=out, device=dev, cache_dir=cache_dir(), progress=not quiet, log=_dim_log(quiet),
+                              train_missing=not no_train, window=window, notes=note or [],
+                              command="hsiclip " + shlex.join(STATE["argv"]))
+    console.print("wrote " + ", ".join(str(x) for x in paths))
 
 
 @app.command()
@@ -389,35 +313,28 @@ def reproduce(
     out: Annotated[Path, typer.Option(help="Folder for <name>.md/.csv/.png.")] = Path("results"),
     list_: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
     no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate what is already trained.")] = False,
-    data_dir: DataDir = None,
-    device: Device = "cpu",
-    download: Download = False,
-    no_verify: NoVerify = False,
+    data_dir: DataDir = None, device: Device = "cpu", download: Download = False, no_verify: NoVerify = False,
     quiet: Quiet = False,
 ) -> None:
     """Reproduce one of the paper's tables or figures; results are cached per (config, seed)."""
-    from .reproduce import EXPERIMENTS, ORDER
-    from .reproduce import reproduce as run_experiment
+    from .experiments.reproduce import EXPERIMENTS, experiment_names
+    from .experiments.reproduce import reproduce as run_experiment
+    from .paths import cache_dir
 
     if list_ or name is None:
-        table = Table(title="experiments (`hsiclip reproduce NAME`)")
-        for col in ("name", "paper", "what"):
-            table.add_column(col)
-        for n in ORDER:
-            e = EXPERIMENTS.get(n)
-            table.add_row(n, e.source, e.title)
-        console.print(table)
+        _table("experiments (`hsiclip reproduce NAME`)", ("name", "paper", "what"),
+               [(n, EXPERIMENTS.get(n).source, EXPERIMENTS.get(n).title) for n in experiment_names()])
         if name is None and not list_:
             raise ConfigError("give an experiment name (listed above)")
         return
     EXPERIMENTS.get(name)
     seed_list = _parse_seeds(seeds)
     dev = resolve_device(device)
-    data = load_scene_cli(scene, data_dir, download, no_verify, quiet)
+    data = scene_for(scene, data_dir, download, no_verify, quiet)
     paths = run_experiment(name, data, seed_list, out_dir=out, work_dir=work_dir, compare_dir=compare_dir,
                            command="hsiclip " + shlex.join(STATE["argv"]), epochs=_parse_epochs(epochs or []),
                            skip=[s.strip() for item in skip or [] for s in item.split(",") if s.strip()],
-                           device=dev, cache_dir=cache_dir(), progress=not quiet, train=not no_train,
+                           device=dev, cache_dir=cache_dir(), progress=not quiet, train_missing=not no_train,
                            log=_dim_log(quiet))
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
@@ -428,40 +345,32 @@ def info(
     scene: Annotated[str | None, typer.Option(help="Scene (sets the number of classes).")] = None,
     encoder: Annotated[str | None, typer.Option(help="Text encoder (sets the text dimension).")] = None,
     projection: Annotated[str | None, typer.Option(help="text or vision.")] = None,
-    context: Annotated[int | None, typer.Option(help="Learnable prompt context vectors (CoOp).")] = None,
 ) -> None:
     """Print trainable / frozen / total parameters and FLOPs per sample of a model."""
     from .config import load_config
     from .efficiency import describe_model
 
-    cfg = load_config(config, scene).replace(**{"text.encoder": encoder, "model.projection": projection,
-                                                "text.context": context})
+    cfg = load_config(config, scene).replace(**{"text.encoder": encoder, "model.projection": projection})
     rows, note = describe_model(cfg)
-    table = Table(title=f"{cfg.name}: {cfg.model.name} on {cfg.data.scene}, encoder {cfg.text.encoder}")
+    table = Table(title=f"{cfg.name} on {cfg.data.scene}, encoder {cfg.text.encoder}")
     for col in ("part", "parameters", "trainable"):
         table.add_column(col, justify="left" if col == "part" else "right")
     for part, n, trainable in rows:
         table.add_row(part, "?" if n is None else f"{n:,}", trainable)
     console.print(table)
-    if note:
-        console.print(note)
+    console.print(note)
 
 
 @app.command()
 def scenes(data_dir: DataDir = None) -> None:
     """List the registered scenes and whether their files are found."""
-    from .data.scenes import SCENES, get_scene
+    from .data.scenes import SCENES, get_scene, where_found
+    from .paths import data_dirs, download_dir
 
-    dirs = [*search_dirs(data_dir), cache_dir() / "data"]
-    table = Table(title="registered scenes")
-    for col in ("name", "title", "size", "classes", "found in"):
-        table.add_column(col)
-    for name in SCENES:
-        s = get_scene(name)
-        where = next((str(d) for d in dirs if (d / s.cube.filename).is_file() and (d / s.gt.filename).is_file()),
-                     "TensorLy package" if name == "indian_pines" else "-")
-        table.add_row(name, s.title, "x".join(map(str, s.shape)), str(len(s.class_names)), where)
-    console.print(table)
+    dirs = [*data_dirs(data_dir), download_dir()]
+    _table("registered scenes", ("name", "title", "size", "classes", "found in"),
+           [(n, get_scene(n).title, "x".join(map(str, get_scene(n).shape)), str(len(get_scene(n).class_names)),
+             where_found(n, dirs)) for n in SCENES])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -486,6 +395,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,17 +20,12 @@ from .errors import ConfigError
 class DataConfig:
     scene: str = "indian_pines"  # registered scene name (see `hsiclip scenes`)
     pca_components: int = 25  # spectral PCA size (paper: 25)
-    pca_whiten: bool = True  # scale each component to unit variance, as the SSFTT/HybridSN code does (a tie with
-    #                          unwhitened on validation pixels: results/recipe_selection_window.md)
     train_fraction: float = 0.1  # per-class share of labelled pixels used for training (paper: 10%)
     train_count: int | None = None  # per-class number of training pixels; overrides train_fraction when set
-    pca_fit: str = "scene"  # "scene": PCA fitted on every pixel (the paper's protocol); "train": on the training
-    #                         pixels only (the leak-free protocol: nothing is learnt from test pixels)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "hsiclip"  # registered model name (see `hsiclip info --list`)
     window: int = 15  # spatial window (pixels) around each labelled pixel; not stated in the paper
     stem: str = "patch"  # "patch": 3x3 patches -> tokens (paper); "conv": SSFTT's 3-D + 2-D convolution stem, one
     #                      token per pixel of its (window - 4)^2 output
@@ -41,28 +36,16 @@ class ModelConfig:
     heads: int = 16  # attention heads (paper: 16, so head size 4)
     mlp_dim: int = 64  # hidden size of each block's MLP (paper: 64)
     embed_dim: int = 64  # size of the shared vision-text space
-    mask_ratio: float = 0.0  # share of patch tokens dropped at random while training (masked ViT); 0 measured
-    #                          best on validation pixels (results/recipe_selection_projection.md)
-    dropout: float = 0.0  # dropout inside attention/MLP outputs
-    members: int = 1  # independently initialised models whose scores are averaged (a seed ensemble trained in one
-    #                   loop, each member on its own loss; parameters and FLOPs x members)
-    member_windows: tuple[int, ...] = ()  # one window per member, each the centre crop of `window` (the largest):
-    #                                       a multi-scale ensemble; empty: every member reads the whole `window`
-    init: str = "torch"  # weight init: "torch" (PyTorch defaults) or "trunc_normal" (ViT/timm: N(0, 0.02) linears)
-    projection: str = "vision"  # "vision": project vision embeddings into the frozen text space (measured best
-    #                             on validation pixels); "text": a trainable linear probe on the frozen text
-    #                             embeddings instead (the paper's 65.6K "projection head" reading)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "member_windows", tuple(self.member_windows))  # TOML and JSON give lists
+    mask_ratio: float = 0.0  # share of patch tokens dropped at random while training (masked ViT)
+    members: int = 1  # independently initialised models trained side by side, scores averaged (a seed ensemble)
+    projection: str = "vision"  # "vision": vision embeddings projected into the frozen text space; "text": a
+    #                             trainable linear probe on the text embeddings (the paper's "projection head")
 
 
 @dataclass(frozen=True)
 class TextConfig:
     encoder: str = "minilm"  # registered encoder name, or any sentence-transformers model name or path
     prompts: str = "descriptive"  # "descriptive", "short", "label" or "ensemble" (descriptive + variants, averaged)
-    context: int = 0  # learnable context vectors before every prompt, trained through the frozen encoder (CoOp);
-    #                   0: the prompts as written (the paper)
 
 
 @dataclass(frozen=True)
@@ -80,18 +63,9 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam L2 penalty (paper: none stated)
     eval_batch_size: int = 1024  # windows per batch at evaluation and mapping; bounds memory
     seed: int = 0  # seeds the split, the initialisation and the negative sampling
-    # beyond the paper (all off in its recipe): see the flagship recipe and results/flagship.md
     schedule: str = "constant"  # "constant" (paper) or "cosine" (decay to 0 after a linear warm-up)
     warmup_epochs: int = 0  # epochs of linear learning-rate warm-up (cosine schedule)
     augment: bool = False  # random flips and 90-degree rotations of each training window
-    spectral_fill: float = 0.0  # share of training windows whose every pixel becomes the centre pixel: a window as
-    #                             inside a uniform field, which teaches the model to read the spectrum alone
-    spectral_noise: float = 0.0  # std of Gaussian noise added to every value of each training window (the inputs
-    #                              are whitened PCA components, so 0.1 is a tenth of a component's spread)
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
-    ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation (0 = off)
-    val_fraction: float = 0.0  # share of each class's training pixels held out to pick the best epoch (0 = off)
-    tta: bool = False  # test-time augmentation: average the 8 flips/rotations of each window (8x the FLOPs)
 
 
 @dataclass(frozen=True)
@@ -128,6 +102,29 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Fields of measured-and-dropped ablations (README, History) with the one value that means "off". Configs written
+# before they were removed (old run folders) still load when they hold that value. `pca_fit` is now the protocol's.
+REMOVED_FIELDS: dict[str, tuple[Any, ...]] = {
+    "data.pca_whiten": (True,), "data.pca_fit": ("scene", "train"), "model.name": ("hsiclip",),
+    "model.dropout": (0.0,), "model.member_windows": ((), []), "model.init": ("torch",), "text.context": (0,),
+    "train.spectral_fill": (0.0,), "train.spectral_noise": (0.0,), "train.label_smoothing": (0.0,),
+    "train.ema": (0.0,), "train.val_fraction": (0.0,), "train.tta": (False,),
+}
+
+
+def _drop_removed(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` without the removed fields that hold their "off" value; any other value of one fails."""
+    kept = {}
+    for name, value in values.items():
+        off = REMOVED_FIELDS.get(f"{section}.{name}")
+        if off is None:
+            kept[name] = value
+        elif value not in off:
+            raise ConfigError(f"{section}.{name} = {value!r}: this option was measured, dropped and removed (see "
+                              "the README's History); the config cannot be reproduced by this version")
+    return kept
+
+
 def from_dict(d: dict[str, Any]) -> RunConfig:
     """Build a validated RunConfig; unknown sections or fields fail with the valid ones."""
     unknown = set(d) - set(_CLASSES) - {"name"}
@@ -135,7 +132,7 @@ def from_dict(d: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}; valid: name, {', '.join(_CLASSES)}")
     parts: dict[str, Any] = {}
     for section, cls in _CLASSES.items():
-        values = d.get(section, {})
+        values = _drop_removed(section, d.get(section, {}))
         valid = {f.name for f in fields(cls)}
         bad = set(values) - valid
         if bad:
@@ -155,35 +152,18 @@ def validate(cfg: RunConfig) -> None:
          f"model.window {m.window} is not a multiple of model.patch {m.patch}"),
         (m.stem == "patch" or m.window > 4, "model.window must be above 4 for the conv stem"),
         (m.members >= 1, f"model.members must be at least 1 (got {m.members})"),
-        (not m.member_windows or len(m.member_windows) == m.members,
-         f"model.member_windows needs one window per member ({m.members}), got {list(m.member_windows)}"),
-        (not m.member_windows or max(m.member_windows) == m.window,
-         f"the largest of model.member_windows {list(m.member_windows)} must be model.window ({m.window})"),
-        (all(w % 2 == 1 and (w > 4 if m.stem == "conv" else w % m.patch == 0) for w in m.member_windows),
-         f"model.member_windows {list(m.member_windows)}: each must be odd, and above 4 for the conv stem or a "
-         "multiple of model.patch for the patch stem"),
         (m.dim % m.heads == 0, f"model.dim {m.dim} is not divisible by model.heads {m.heads}"),
         (0.0 <= m.mask_ratio < 1.0, f"model.mask_ratio must be in [0, 1) (got {m.mask_ratio})"),
-        (m.init in ("torch", "trunc_normal"), f"model.init must be 'torch' or 'trunc_normal' (got {m.init!r})"),
         (m.projection in ("text", "vision"), f"model.projection must be 'text' or 'vision' (got {m.projection!r})"),
         (0.0 < d.train_fraction < 1.0, f"data.train_fraction must be in (0, 1) (got {d.train_fraction})"),
         (d.train_count is None or d.train_count > 0, "data.train_count must be positive"),
         (d.pca_components > 0, "data.pca_components must be positive"),
-        (d.pca_fit in ("scene", "train"), f"data.pca_fit must be 'scene' or 'train' (got {d.pca_fit!r})"),
         (t.epochs > 0 and t.batch_size > 0 and t.lr > 0, "train.epochs, batch_size and lr must be positive"),
         (t.schedule in ("constant", "cosine"), f"train.schedule must be constant or cosine (got {t.schedule!r})"),
         (0 <= t.warmup_epochs < t.epochs or t.warmup_epochs == 0, "train.warmup_epochs must be below train.epochs"),
-        (0.0 <= t.label_smoothing < 1.0 and 0.0 <= t.ema < 1.0,
-         "train.label_smoothing and train.ema must be in [0, 1)"),
-        (0.0 <= t.val_fraction < 1.0, "train.val_fraction must be in [0, 1)"),
-        (0.0 <= t.spectral_fill <= 1.0, f"train.spectral_fill must be in [0, 1] (got {t.spectral_fill})"),
-        (t.spectral_noise >= 0.0, f"train.spectral_noise must be >= 0 (got {t.spectral_noise})"),
         (lo.negatives in ("hard+semi", "hard", "semi", "all"),
          f"loss.negatives must be one of hard+semi, hard, semi, all (got {lo.negatives!r})"),
         (lo.k_hard >= 0 and lo.k_semi >= 0, "loss.k_hard and loss.k_semi must be >= 0"),
-        (cfg.text.context >= 0, f"text.context must be >= 0 (got {cfg.text.context})"),
-        (cfg.text.context == 0 or t.ema == 0,
-         "text.context does not combine with train.ema (the averaged copy would keep the initial prototypes)"),
         (cfg.text.prompts in ("descriptive", "short", "label", "ensemble"),
          f"text.prompts must be descriptive, short, label or ensemble (got {cfg.text.prompts!r})"),
     ]

@@ -30,8 +30,7 @@ def flops_per_sample(model: nn.Module, sample: torch.Tensor) -> int:
 def describe_model(cfg: RunConfig) -> tuple[list[tuple[str, int | None, str]], str]:
     """Rows (part, parameters, trainable?) for `hsiclip info`, built without loading data or the text encoder."""
     from .data.scenes import get_scene
-    from .models import create_model
-    from .text.context import attach_context
+    from .models import create_vlm
     from .text.encoders import TextEncoder, resolve_encoder
 
     num_classes = len(get_scene(cfg.data.scene).class_names)
@@ -41,8 +40,7 @@ def describe_model(cfg: RunConfig) -> tuple[list[tuple[str, int | None, str]], s
     else:  # a free sentence-transformers name or path: load it once to learn its size
         enc = TextEncoder(cfg.text.encoder)
         text_dim, frozen = enc.model.get_sentence_embedding_dimension(), enc.params
-    model = create_model(cfg.model, cfg.data.pca_components, torch.zeros(num_classes, text_dim))
-    attach_context(model, cfg.text.context, text_dim)  # the input-embedding width is the output one (mean pooling)
+    model = create_vlm(cfg.model, cfg.data.pca_components, torch.zeros(num_classes, text_dim))
     k = cfg.model.members
     members = list(model.members) if k > 1 else [model]
     times = f" (x{k} members)" if k > 1 else ""
@@ -56,8 +54,6 @@ def describe_model(cfg: RunConfig) -> tuple[list[tuple[str, int | None, str]], s
     else:
         parts.append((f"vision projection ({cfg.model.embed_dim} -> {text_dim}){times}", total("visual_proj")))
     parts.append((f"logit scale{times}", k))
-    if cfg.text.context:
-        parts.append((f"prompt context (CoOp, {cfg.text.context} x {text_dim}, shared)", cfg.text.context * text_dim))
     trainable = count_parameters(model, trainable=True)
     rows: list[tuple[str, int | None, str]] = [(p, n, "yes") for p, n in parts]
     rows.append((f"text encoder {cfg.text.encoder} (frozen)", frozen, "no"))

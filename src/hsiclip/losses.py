@@ -35,24 +35,23 @@ def mine_negatives(logits: torch.Tensor, target: torch.Tensor, k_hard: int, k_se
 
 
 def curated_contrastive_loss(logits: torch.Tensor, target: torch.Tensor, k_hard: int, k_semi: int,
-                             generator: torch.Generator | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+                             generator: torch.Generator | None = None) -> torch.Tensor:
     """Cross-entropy with the positive at index 0 of [s+, s_hard, s_semi] (eqs. 5-7), mean over the batch."""
     idx = mine_negatives(logits, target, k_hard, k_semi, generator)
     picked = logits.gather(1, idx)  # (B, 1 + kh + ks)
-    return F.cross_entropy(picked, torch.zeros_like(target), label_smoothing=label_smoothing)
+    return F.cross_entropy(picked, torch.zeros_like(target))
 
 
 class ContrastiveLoss(nn.Module):
     """The loss variants: "hard+semi" (paper), "hard" (no semi-hard), "semi" (no hard), "all" (full softmax)."""
 
-    def __init__(self, cfg: LossConfig, label_smoothing: float = 0.0) -> None:
+    def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.label_smoothing = label_smoothing
         self.k_hard = cfg.k_hard if cfg.negatives in ("hard+semi", "hard") else 0
         self.k_semi = cfg.k_semi if cfg.negatives in ("hard+semi", "semi") else 0
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.cfg.negatives == "all":
-            return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
-        return curated_contrastive_loss(logits, target, self.k_hard, self.k_semi, label_smoothing=self.label_smoothing)
+            return F.cross_entropy(logits, target)
+        return curated_contrastive_loss(logits, target, self.k_hard, self.k_semi)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from .errors import ConfigError
@@ -23,14 +23,6 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
-    def decorator(self, name: str | None = None) -> Callable[[T], T]:
-        """`@REG.decorator()` registers a function or class under its own name (or `name`)."""
-
-        def wrap(item: T) -> T:
-            return self.register(name or item.__name__, item)  # type: ignore[attr-defined]
-
-        return wrap
-
     def get(self, name: str) -> T:
         try:
             return self._items[name]
@@ -40,6 +32,10 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def in_order(self) -> list[str]:
+        """Names in the order they were registered."""
+        return list(self._items)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -1,202 +1,139 @@
-"""One run, end to end: preprocess a scene, embed its prompts, train, evaluate, and save a run folder.
+"""A trained run in memory: its model, preprocessing, split, metrics and record; saved to and loaded from a folder.
 
-A run folder holds `config.json` (resolved config), `split.npz` (train/test pixel indices), `checkpoint.pt`
-(weights, text prototypes, PCA), `metrics.json` and `history.json`. It is written to a temporary sibling
-folder and renamed at the end, so a failed run leaves nothing half-written.
+A run folder holds `config.json` (the resolved recipe), `split.npz` (train/test pixel indices), `checkpoint.pt`
+(system, weights, preprocessing, class names), `metrics.json`, `history.json`, `record.json` and
+`predictions.npy` (the test pixels' classes). It is written to a temporary sibling folder and renamed at the end,
+so a failed save leaves nothing half-written. Folders written before `record.json` existed (our model only) load too.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from . import __version__
-from .config import RunConfig, dump, from_dict
-from .data.preprocess import SpectralPCA
+from .data.preprocess import Preprocessing, load_preprocessing
 from .data.scenes import Scene
-from .data.splits import Split, holdout, random_split
+from .data.splits import Split
 from .data.windows import WindowSampler
-from .efficiency import machine
-from .engine import predict, train_model
+from .engine import predict
 from .errors import ConfigError, DataError
-from .losses import ContrastiveLoss
 from .metrics import classification_metrics
-from .models import MODELS, create_model
-from .text.context import attach_context
-from .text.encoders import TextEncoder, embed_class_prompts
-from .text.prompts import class_texts, load_prompt_set
+from .paths import atomic_dir
+from .systems import System, get_system
+from .version import __version__
 
 METRIC_KEYS = ("oa", "aa", "kappa", "per_class", "confusion")
-
-
-@contextmanager
-def atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder to fill; it replaces `out_dir` on success and is removed on any failure,
-    so a failed or interrupted command never leaves a half-written folder."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        yield tmp
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @dataclass
 class Run:
     """A trained model with everything needed to apply it again."""
 
-    cfg: RunConfig
-    model: torch.nn.Module
-    pca: SpectralPCA
+    system: System
+    recipe: Any  # the system's resolved settings (a `RunConfig` for ours)
+    model: nn.Module
+    preprocess: Preprocessing
     class_names: tuple[str, ...]
+    scene: str  # the scene it was trained on
     split: Split | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    test_pred: np.ndarray | None = None  # class (0..C-1) of each test pixel, as scored
+    scene_source: str = ""
+
+    @property
+    def window(self) -> int:
+        return self.system.window(self.recipe)
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.system.eval_batch_size(self.recipe)
+
+    def sampler(self, cube: np.ndarray, device: str = "cpu") -> WindowSampler:
+        """Windows of the preprocessed `cube`, as the model reads them."""
+        return WindowSampler(self.preprocess.transform(cube), self.window, device)
+
+    def evaluate(self, scene: Scene, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+        """Metrics on the run's own test split of `scene` (the same batches as in training, so bitwise the same)."""
+        if self.split is None:
+            raise ConfigError("the run has no split to evaluate on")
+        if tuple(scene.class_names) != self.class_names:
+            raise DataError(f"scene {scene.name} has classes {scene.class_names}, the run was trained on "
+                            f"{self.class_names}")
+        pred, _ = predict(self.model.to(device), self.sampler(scene.cube, device), self.split.test,
+                          self.eval_batch_size, progress=progress, desc="test")
+        return classification_metrics(scene.targets[self.split.test], pred, len(self.class_names))
+
+    def predict(self, cube: np.ndarray, *, tile: int = 256, batch_size: int = 64, device: str = "cpu",
+                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W) classes 1..C and softmax confidence for every pixel of an (H, W, B) cube, one tile at a time."""
+        from .data.rasters import ArraySource
+        from .predict import classify_tiles
+
+        h, w, _ = cube.shape
+        classes = np.empty((h, w), dtype=np.int64)
+        confidence = np.empty((h, w), dtype=np.float32)
+        for (r0, r1, c0, c1), pred, conf in classify_tiles(self, ArraySource(cube), tile=tile, batch_size=batch_size,
+                                                           device=device, progress=progress):
+            classes[r0:r1, c0:c1] = pred + 1
+            confidence[r0:r1, c0:c1] = conf
+        return classes, confidence
+
+    def save(self, path: Path | str, overwrite: bool = True) -> Path:
+        """Write the run folder (see the module docstring); `overwrite=False` refuses a non-empty folder."""
+        path = Path(path)
+        if not overwrite and path.exists() and any(path.iterdir()):
+            raise ConfigError(f"run folder {path} exists and is not empty; choose another --out or add --overwrite")
+        with atomic_dir(path) as tmp:
+            (tmp / "config.json").write_text(json.dumps(self.system.recipe_dict(self.recipe), indent=2) + "\n")
+            if self.split is not None:
+                self.split.save(tmp / "split.npz")
+            torch.save({"system": self.system.name, "config": self.system.recipe_dict(self.recipe),
+                        "model": self.model.state_dict(), "preprocess": self.preprocess.state_dict(),
+                        "class_names": list(self.class_names), "scene": self.scene,
+                        "scene_source": self.scene_source, "hsiclip_version": __version__}, tmp / "checkpoint.pt")
+            (tmp / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
+            (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=1) + "\n")
+            if self.record is not None:
+                (tmp / "record.json").write_text(json.dumps(self.record, indent=1) + "\n")
+            if self.test_pred is not None:
+                np.save(tmp / "predictions.npy", self.test_pred)
+        return path
 
 
-def prompt_texts(cfg: RunConfig, class_names: tuple[str, ...], prompt_file: Path | None) -> list[list[str]]:
-    """Per class, the configured prompts of the scene's prompt set (or of `prompt_file`)."""
-    prompts = load_prompt_set(prompt_file or cfg.data.scene)
-    if [p.name for p in prompts] != list(class_names):
-        raise ConfigError(f"the prompt set's classes {[p.name for p in prompts]} do not match the scene's "
-                          f"{list(class_names)}")
-    return class_texts(prompts, cfg.text.prompts)
-
-
-def train_run(cfg: RunConfig, scene: Scene, out_dir: Path, *, device: str = "cpu", cache_dir: Path | None = None,
-              split: Split | None = None, prompt_file: Path | None = None, progress: bool = True,
-              allow_download: bool = False, overwrite: bool = False, with_map: bool = False) -> dict[str, Any]:
-    """Train `cfg` on `scene`, evaluate on the test pixels, write the run folder; return its metrics."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ConfigError(f"run folder {out_dir} exists and is not empty; choose another --out or add --overwrite")
-    MODELS.get(cfg.model.name)  # fail on an unknown name before any work
-    torch.manual_seed(cfg.train.seed)
-    np.random.seed(cfg.train.seed)
-    split = split or random_split(scene.labels, fraction=cfg.data.train_fraction, count=cfg.data.train_count,
-                                  seed=cfg.train.seed, class_names=scene.class_names)
-    texts = prompt_texts(cfg, scene.class_names, prompt_file)
-    # (C, T) embeddings of the prompts with the configured encoder (cached on disk)
-    feats = torch.from_numpy(embed_class_prompts(texts, cfg.text.encoder, cache_dir, allow_download=allow_download))
-
-    # paper protocol: PCA fitted on every pixel of the scene (labelled or not), as the DCTN code does; leak-free:
-    # on the training pixels only
-    pixels = scene.cube.reshape(-1, scene.cube.shape[-1])
-    pca = SpectralPCA.fit(pixels if cfg.data.pca_fit == "scene" else pixels[split.train], cfg.data.pca_components,
-                          whiten=cfg.data.pca_whiten, seed=cfg.train.seed)
-    sampler = WindowSampler(pca.transform(scene.cube), cfg.model.window, device)
-    labels = scene.targets
-
-    model = create_model(cfg.model, cfg.data.pca_components, feats).to(device)
-    if cfg.text.context:  # CoOp: the prompts' learnable context, trained through the frozen encoder
-        attach_context(model, cfg.text.context, feats.shape[1], cfg.train.seed)
-        encoder = TextEncoder(cfg.text.encoder, device=device, allow_download=allow_download, cache_dir=cache_dir)
-        model.prompt_context.bind(encoder, texts)
-    fit, val = split, None
-    if cfg.train.val_fraction > 0:  # best epoch chosen on pixels held out of the training pixels, never on test
-        fit, val_index = holdout(split, scene.labels, cfg.train.val_fraction, cfg.train.seed)
-        val = (val_index, labels[val_index])
-    result = train_model(model, sampler, fit.train, labels[fit.train], cfg.train,
-                         ContrastiveLoss(cfg.loss, cfg.train.label_smoothing), progress=progress, val=val)
-    t0 = time.perf_counter()
-    pred, _ = predict(model, sampler, split.test, cfg.train.eval_batch_size, progress=progress, desc="test",
-                      tta=cfg.train.tta)
-    infer_s = time.perf_counter() - t0
-    metrics = classification_metrics(labels[split.test], pred, len(scene.class_names))
-    metrics.update(class_names=list(scene.class_names), n_train=len(split.train), n_test=len(split.test),
-                   seed=cfg.train.seed, timing={"train_s": result.seconds, "infer_s": infer_s, "device": device,
-                                                  "machine": machine()})
-
-    with atomic_dir(out_dir) as tmp:
-        dump(cfg, tmp / "config.json")
-        split.save(tmp / "split.npz")
-        torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "pca": pca.state_dict(),
-                    "class_names": list(scene.class_names), "scene_source": scene.source,
-                    "hsiclip_version": __version__}, tmp / "checkpoint.pt")
-        (tmp / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        if with_map:
-            write_map(Run(cfg, model, pca, scene.class_names, split), scene, tmp / "map.png", device,
-                      progress=progress, sampler=sampler, oa=metrics["oa"])
-    return metrics
-
-
-def load_run(run_dir: Path, device: str = "cpu") -> Run:
-    """Rebuild the model, PCA and split of a run folder."""
-    run_dir = Path(run_dir)
-    ckpt_path = run_dir / "checkpoint.pt"
+def load_run(path: Path | str, device: str = "cpu") -> Run:
+    """Rebuild a run from its folder: model, preprocessing, split, metrics and record."""
+    path = Path(path)
+    ckpt_path = path / "checkpoint.pt"
     if not ckpt_path.is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no checkpoint.pt); create one with `hsiclip train`")
+        raise ConfigError(f"{path} is not a run folder (no checkpoint.pt); create one with `hsiclip train`")
     try:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     except Exception as e:
         raise DataError(f"cannot read {ckpt_path}: {e}") from None
-    cfg = from_dict(ckpt["config"])
+    system = get_system(ckpt.get("system", "ours"))  # folders before systems: always our model
+    recipe = system.recipe_from_dict(ckpt["config"])
     state = ckpt["model"]
-    text = next(v for k, v in state.items() if k.split(".")[-1] == "text_features")  # an ensemble's: members.0.
-    model = create_model(cfg.model, cfg.data.pca_components, text).to(device)
-    if "prompt_context.ctx" in state:  # the learnt context is kept; its prototypes are already `text_features`
-        attach_context(model, *state["prompt_context.ctx"].shape)
+    # our model's prototypes are a buffer (an ensemble's under members.N.): the text they were trained against
+    text = next((v for k, v in state.items() if k.split(".")[-1] == "text_features"), None)
+    preprocess = load_preprocessing(ckpt.get("preprocess", ckpt.get("pca")))
+    model = system.create(recipe, preprocess.channels, len(ckpt["class_names"]), text).to(device)
     model.load_state_dict(state)
     model.eval()
-    split = Split.load(run_dir / "split.npz") if (run_dir / "split.npz").is_file() else None
-    return Run(cfg, model, SpectralPCA.from_state_dict(ckpt["pca"]), tuple(ckpt["class_names"]), split)
 
+    def read_json(name: str, default: Any) -> Any:
+        return json.loads((path / name).read_text()) if (path / name).is_file() else default
 
-def sampler_for(run: Run, cube: np.ndarray, device: str = "cpu") -> WindowSampler:
-    return WindowSampler(run.pca.transform(cube), run.cfg.model.window, device)
-
-
-def evaluate_run(run: Run, scene: Scene, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Metrics of a run's model on its own test split of `scene` (same batches, so bitwise the same)."""
-    if run.split is None:
-        raise ConfigError("the run folder has no split.npz to evaluate on")
-    if tuple(scene.class_names) != run.class_names:
-        raise DataError(f"scene {scene.name} has classes {scene.class_names}, the run was trained on "
-                        f"{run.class_names}")
-    labels = scene.targets
-    pred, _ = predict(run.model, sampler_for(run, scene.cube, device), run.split.test,
-                      run.cfg.train.eval_batch_size, progress=progress, desc="test", tta=run.cfg.train.tta)
-    return classification_metrics(labels[run.split.test], pred, len(run.class_names))
-
-
-def predict_scene(run: Run, cube: np.ndarray, device: str = "cpu", progress: bool = True,
-                  batch_size: int | None = None, sampler: WindowSampler | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Class map (H, W) with labels 1..C and confidence map (H, W) for every pixel of `cube`."""
-    h, w, _ = cube.shape
-    sampler = sampler or sampler_for(run, cube, device)
-    pred, conf = predict(run.model, sampler, np.arange(h * w), batch_size or run.cfg.train.eval_batch_size,
-                         progress=progress, desc="map", tta=run.cfg.train.tta)
-    return (pred + 1).reshape(h, w), conf.reshape(h, w)
-
-
-def write_map(run: Run, scene: Scene, path: Path, device: str = "cpu", progress: bool = True,
-              sampler: WindowSampler | None = None, oa: float | None = None) -> Path:
-    """Classify every pixel of `scene` and save the map beside the ground truth as a PNG."""
-    from .plots import classification_map_figure
-
-    pred, _ = predict_scene(run, scene.cube, device, progress=progress, sampler=sampler)
-    if oa is None and run.split is not None:
-        labels = scene.labels.reshape(-1)
-        oa = float(100 * np.mean(pred.reshape(-1)[run.split.test] == labels[run.split.test]))
-    fig = classification_map_figure(scene.labels, pred, list(run.class_names),
-                                    title=f"{scene.name}: {run.cfg.name}, seed {run.cfg.train.seed}", oa=oa)
-    fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return Path(path)
+    split = Split.load(path / "split.npz") if (path / "split.npz").is_file() else None
+    pred = np.load(path / "predictions.npy") if (path / "predictions.npy").is_file() else None
+    scene = ckpt.get("scene") or recipe.data.scene  # old folders: a RunConfig names its scene
+    return Run(system, recipe, model, preprocess, tuple(ckpt["class_names"]), scene, split,
+               read_json("metrics.json", {}), read_json("record.json", None), read_json("history.json", []), pred,
+               ckpt.get("scene_source", ""))

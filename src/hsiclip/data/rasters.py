@@ -1,6 +1,6 @@
 """Cubes and label rasters from the files people have: .mat, .npy, ENVI (.hdr + data file) and GeoTIFF.
 
-`open_cube` returns a `CubeSource` that reads any window of the cube on demand, so a scene larger than memory is
+`CubeSource` reads any window of the cube on demand, so a scene larger than memory is
 classified tile by tile (`hsiclip predict`); ENVI and GeoTIFF files are read with rasterio (GDAL), windowed, and
 their georeferencing (CRS + affine transform) travels with the cube so that the class map can keep it.
 """
@@ -46,7 +46,8 @@ def _gdal_path(path: Path) -> Path:
                     f"{', '.join(e or 'no extension' for e in _ENVI_DATA)})")
 
 
-def _env() -> Any:
+def gdal_env() -> Any:
+    """rasterio's environment with GDAL's block cache bounded (`GDAL_CACHE_MB`)."""
     import rasterio
 
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
@@ -84,7 +85,7 @@ class CubeSource:
         elif suffix in _GDAL_SUFFIXES:
             self.kind = "gdal"
             self._gdal = _gdal_path(self.path)
-            with _env(), warnings.catch_warnings():
+            with gdal_env(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # NotGeoreferencedWarning: a plain array is fine
                 with _open_gdal(self._gdal) as ds:
                     shape = (ds.height, ds.width, ds.count)
@@ -109,7 +110,7 @@ class CubeSource:
         else:
             from rasterio.windows import Window
 
-            with _env(), warnings.catch_warnings():
+            with gdal_env(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with _open_gdal(self._gdal) as ds:
                     out = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
@@ -122,6 +123,21 @@ class CubeSource:
         return out
 
 
+class ArraySource:
+    """An (H, W, B) array in memory behind the `CubeSource` interface (no georeferencing)."""
+
+    def __init__(self, cube: np.ndarray) -> None:
+        if cube.ndim != 3 or 0 in cube.shape:
+            raise DataError(f"the cube must be a non-empty 3-D array (H, W, bands), got shape {cube.shape}")
+        self.path = Path("<array>")
+        self.georef = Georef()
+        self.shape: tuple[int, int, int] = (int(cube.shape[0]), int(cube.shape[1]), int(cube.shape[2]))
+        self._array = cube
+
+    def read(self, r0: int = 0, r1: int | None = None, c0: int = 0, c1: int | None = None) -> np.ndarray:
+        return np.asarray(self._array[r0:r1, c0:c1], dtype=np.float32)
+
+
 def read_labels(path: Path | str, key: str | None = None) -> tuple[np.ndarray, Georef]:
     """A 2-D label raster (0 = unlabelled, 1..C) and its georeferencing."""
     path = Path(path)
@@ -129,7 +145,7 @@ def read_labels(path: Path | str, key: str | None = None) -> tuple[np.ndarray, G
     if suffix in (".mat", ".npy") or not path.is_file():
         return read_array(path, key), Georef()
     if suffix in _GDAL_SUFFIXES:
-        with _env(), warnings.catch_warnings():
+        with gdal_env(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with _open_gdal(_gdal_path(path)) as ds:
                 if ds.count != 1:
@@ -162,7 +178,7 @@ def write_envi(path: Path | str, cube: np.ndarray, georef: Georef | None = None)
     kw: dict[str, Any] = {}
     if georef is not None and georef.present:
         kw = {"crs": georef.crs, "transform": georef.transform}
-    with _env(), warnings.catch_warnings():
+    with gdal_env(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with rasterio.open(path, "w", driver="ENVI", height=h, width=w, count=b, dtype=cube.dtype,
                            interleave="bip", **kw) as dst:
@@ -179,7 +195,7 @@ def write_labels_tif(path: Path | str, labels: np.ndarray, georef: Georef | None
     if georef is not None and georef.present:
         kw = {"crs": georef.crs, "transform": georef.transform}
     dtype = "uint8" if labels.max() < 256 else "uint16"
-    with _env(), warnings.catch_warnings():
+    with gdal_env(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with rasterio.open(path, "w", driver="GTiff", height=labels.shape[0], width=labels.shape[1], count=1,
                            dtype=dtype, compress="deflate", **kw) as dst:

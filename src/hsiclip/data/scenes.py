@@ -150,6 +150,7 @@ class Scene:
     labels: np.ndarray  # (H, W) int64; 0 = unlabelled, 1..C
     class_names: tuple[str, ...]
     source: str  # where the arrays came from, for logs and run records
+    prompts: str | Path | None = None  # the class file whose texts are its prompts (None: the registered set)
 
     @property
     def num_classes(self) -> int:
@@ -260,6 +261,15 @@ def load_scene(name: str, search_dirs: Sequence[Path | str] = (), *, download_di
                     _download(file, folder / file.filename, verify=verify, progress=progress)
             return _load_files(info, folder, verify=verify)
     raise SceneNotFoundError(_not_found_message(info, searched, download_dir))
+
+
+def where_found(name: str, folders: Sequence[Path]) -> str:
+    """The first of `folders` that holds both of a scene's files, its packaged copy, or "-"."""
+    info = get_scene(name)
+    found = next((str(f) for f in folders if not _missing(Path(f), info)), None)
+    if found is None and name in PACKAGED_COPIES:
+        found = f"{PACKAGED_COPIES[name].label} package"
+    return found or "-"
 
 
 def _missing(folder: Path, info: SceneInfo) -> list[str]:

@@ -46,11 +46,9 @@ class MaskedViT(nn.Module):
                                              nn.LayerNorm(cfg.dim))
         self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, self.num_patches + 1, cfg.dim) * 0.02)
-        self.blocks = nn.Sequential(*(Block(cfg.dim, cfg.heads, cfg.mlp_dim, cfg.dropout) for _ in range(cfg.depth)))
+        self.blocks = nn.Sequential(*(Block(cfg.dim, cfg.heads, cfg.mlp_dim) for _ in range(cfg.depth)))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, out_dim or cfg.embed_dim)
-        if cfg.init == "trunc_normal":
-            self.apply(_trunc_normal_init)
 
     def stem_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, w, w, C) window -> (B, N, dim) stem outputs (patch or convolution tokens, no positions yet)."""
@@ -102,10 +100,3 @@ class MaskedViT(nn.Module):
         """(B, w, w, C) -> (B, out_dim) unnormalised embedding (the CLS token through the head)."""
         return self.encode_tokens(self.stem_tokens(x))
 
-
-def _trunc_normal_init(m: nn.Module) -> None:
-    """ViT-style init (timm): linear weights ~ truncated N(0, 0.02), zero biases."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +12,23 @@ from ..config import ModelConfig
 from .vit import MaskedViT
 
 
-class HSIClip(nn.Module):
+class StemMapClassifier(nn.Module):
+    """A classifier whose windows are read by a translation-equivariant stem: whole-scene prediction runs the stem
+    once per tile (`stem_map`) and gathers each window's tokens from it (`predict.predict_cube`)."""
+
+    stem_width: int  # channels of one stem token
+
+    def stem_map(self, tile: torch.Tensor) -> torch.Tensor:  # (H, W, C) -> (H', W', stem_width)
+        raise NotImplementedError
+
+    def stem_offsets(self) -> torch.Tensor:  # (N, 2) token offsets from a window's top-left pixel
+        raise NotImplementedError
+
+    def classify_stem_tokens(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, N, stem_width) -> (B, C)
+        raise NotImplementedError
+
+
+class HSIClip(StemMapClassifier):
     """Scores s_ij = exp(logit_scale) * <z_i, p_j> between window embeddings and class text prototypes.
 
     The frozen text-encoder embeddings of the class prompts are a buffer (C, T), so a checkpoint carries
@@ -34,6 +49,7 @@ class HSIClip(nn.Module):
             self.text_probe = nn.Identity()
             self.visual_proj = nn.Linear(cfg.embed_dim, text_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
+        self.stem_width = cfg.dim
 
     @property
     def num_classes(self) -> int:
@@ -71,15 +87,7 @@ class HSIClip(nn.Module):
         return scale * self.encode_stem_tokens(tokens) @ self.encode_text().T
 
 
-def set_text_features(model: nn.Module, features: torch.Tensor) -> None:
-    """Make `features` (C, T), already L2-normalised, the prototypes of every `HSIClip` in `model` (one shared
-    tensor; while a prompt context trains it is a leaf that gathers their gradients)."""
-    for m in model.modules():
-        if isinstance(m, HSIClip):
-            m.text_features = features
-
-
-class HSIClipEnsemble(nn.Module):
+class HSIClipEnsemble(StemMapClassifier):
     """`cfg.members` independently initialised `HSIClip` models against the same text prototypes.
 
     Evaluation averages the members' scores, (B, C). Training returns them stacked, (K, B, C), so that the training
@@ -90,36 +98,28 @@ class HSIClipEnsemble(nn.Module):
     def __init__(self, cfg: ModelConfig, in_channels: int, text_features: torch.Tensor) -> None:
         super().__init__()
         self.cfg = cfg
-        windows = cfg.member_windows or (cfg.window,) * cfg.members
-        self.members = nn.ModuleList(HSIClip(replace(cfg, window=w), in_channels, text_features) for w in windows)
-        # a member with a smaller window reads the centre crop of the input window: `crops` pixels off each side,
-        # `token_crops` tokens off each side of the largest window's token grid
-        self.crops = [(cfg.window - w) // 2 for w in windows]
-        self.token_crops = [c if cfg.stem == "conv" else c // cfg.patch for c in self.crops]
+        self.members = nn.ModuleList(HSIClip(cfg, in_channels, text_features) for _ in range(cfg.members))
+        self.stem_width = cfg.dim * cfg.members
 
     @property
     def num_classes(self) -> int:
         return self.members[0].num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[1:3]  # a crop of 0 is the whole window (a view, no copy)
-        scores = torch.stack([m(x[:, c : h - c, c : w - c]) for m, c in zip(self.members, self.crops, strict=True)])
+        scores = torch.stack([m(x) for m in self.members])  # (K, B, C)
         return scores if self.training else scores.mean(0)
 
-    # whole-scene prediction (predict.predict_cube): the members' stem maps side by side, (H', W', K * dim)
+    def encode_text(self, normalize: bool = True) -> torch.Tensor:
+        return self.members[0].encode_text(normalize)
+
+    # whole-scene prediction: the members' stem maps side by side, (H', W', K * dim)
     def stem_map(self, tile: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.stem_map(tile) for m in self.members], dim=-1)
 
-    def stem_offsets(self) -> torch.Tensor:  # the largest window's tokens; smaller members take a centre crop
-        return self.members[self.crops.index(0)].stem_offsets()
+    def stem_offsets(self) -> torch.Tensor:
+        return self.members[0].stem_offsets()
 
     def classify_stem_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, K * dim) tokens of `stem_map` -> (B, C): the mean of the members' scores on their own tokens."""
-        b, n, _ = tokens.shape
-        side = math.isqrt(n)  # the tokens form a row-major side x side grid (`stem_offsets`)
-        scores = []
-        for m, c, t in zip(self.members, self.token_crops, tokens.chunk(len(self.members), dim=-1), strict=True):
-            if c:
-                t = t.reshape(b, side, side, -1)[:, c : side - c, c : side - c].reshape(b, (side - 2 * c) ** 2, -1)
-            scores.append(m.classify_stem_tokens(t))
-        return torch.stack(scores).mean(0)
+        chunks = tokens.chunk(len(self.members), dim=-1)
+        return torch.stack([m.classify_stem_tokens(t) for m, t in zip(self.members, chunks, strict=True)]).mean(0)

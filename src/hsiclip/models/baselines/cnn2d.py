@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 class _BatchNorm1d(nn.BatchNorm1d):

@@ -35,7 +35,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 def _stage(cin: int, cout: int) -> nn.Sequential:

@@ -59,7 +59,7 @@ from einops import rearrange, reduce
 from torch import nn
 
 from ..layers import DropPath, repeat_last_band
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 MIN_BANDS = 19  # fewest bands the 3-D branch's valid spectral convolutions (11, then 9) accept
 

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from ...config import TrainConfig
 from ...data.windows import WindowSampler
 from ...engine import TrainResult
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 PEER_WEIGHT = 0.03  # loeweX config.yaml model.peer_normalization
 PEER_MOMENTUM = 0.9  # loeweX config.yaml model.momentum

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 def gramian_angular_field(spectrum: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -45,7 +45,7 @@ from einops import rearrange, reduce
 from torch import nn
 
 from ..layers import DropPath
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 class _DynamicConv3d(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 class HybridSN(nn.Module):

@@ -44,7 +44,7 @@ from torch import nn
 from ...config import TrainConfig
 from ...data.windows import WindowSampler
 from ...engine import TrainResult, train_model
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 WEIGHT_DECAY = 5e-3  # Adam's L2 term in get_model("morphformer")
 _CHUNK = 1 << 24  # elements of the (samples, C_out, L, N) score tensor built at once by the morphology layers

@@ -47,7 +47,7 @@ from einops import rearrange
 from torch import nn
 
 from ..layers import DropPath, repeat_last_band
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 MIN_BANDS = 21  # fewest bands the embedding's two strided spectral convolutions accept
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from ...config import ModelConfig
 from ..vit import MaskedViT
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 def vision_only(bands: int, num_classes: int, window: int = 15) -> nn.Module:

@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import nn
 
 from ..layers import FeedForward
-from . import BaselineSpec, register_baseline
+from .spec import BaselineSpec, register_baseline
 
 
 class _LinformerAttention(nn.Module):

@@ -15,69 +15,33 @@ on the trained comparison runs of `ours` and `mcls_clip` (and the Table 1 baseli
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .compare import SYSTEMS, machine, run_comparison, vlm_config
-from .data.scenes import Scene
-from .errors import EncoderUnavailableError
-from .registry import Registry
+from ..data.scenes import Scene
+from ..efficiency import machine
+from ..errors import EncoderUnavailableError
+from ..pipeline import train
+from ..records import RecordStore
+from ..systems import get_system
+from ..text.encoders import ENCODERS, encoder_available
+from . import figures  # noqa: F401  (registers the figure experiments)
+from .catalog import EXPERIMENTS, Experiment, Finding, Row, register
+from .compare import recipe_changes, run_comparison
 from .report import mean_std, paper_numbers
-from .text.encoders import ENCODERS, encoder_available
 
 
-@dataclass(frozen=True)
-class Row:
-    """One row of an experiment's table."""
-
-    label: str  # as the table prints it
-    system: str = "ours"  # a comparison system (`hsiclip compare --list`)
-    overrides: tuple[tuple[str, Any], ...] = ()  # `section.field` changes to the system's recipe (VLM rows only)
-    fraction: float = 0.1  # share of labelled pixels per class used for training
-    paper_oa: float | None = None  # the paper's printed OA for this row
-    paper_kappa: float | None = None
-    paper_table1: bool = True  # an unchanged system row also shows its Table 1 numbers (False: only `paper_oa`)
-    series: str = ""  # for plots with a numeric x: which line the row belongs to
-    x: float | None = None  # its position on that x axis
+def recipe(system: str, scene: str) -> Any:
+    return get_system(system).recipe(scene)
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A claim of the paper about the rows: `order` = the rows' mean OA decreases in this order; `best` = the
-    first row beats every other listed row."""
-
-    claim: str
-    kind: str  # "order" or "best"
-    labels: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    title: str
-    source: str  # where it is in the paper
-    rows: Callable[[str], list[Row]] = lambda scene: []
-    findings: tuple[Finding, ...] = ()
-    x_label: str | None = None  # numeric x axis for the figure (None: one bar per row)
-    log_x: bool = False
-    notes: tuple[str, ...] = ()
-    figure: Callable[..., dict[str, Any]] | None = None  # figure experiments: their own function
-    systems: tuple[str, ...] = field(default=())  # figure experiments: the systems they need trained
-
-
-EXPERIMENTS: Registry[Experiment] = Registry("experiment")
-ORDER: list[str] = []  # the paper's order, for `--list`
-
-
-def register(exp: Experiment) -> None:
-    EXPERIMENTS.register(exp.name, exp)
-    ORDER.append(exp.name)
+def experiment_names() -> list[str]:
+    """The table experiments in the paper's order, then the figure experiments."""
+    return sorted(EXPERIMENTS.in_order(), key=lambda n: EXPERIMENTS.get(n).figure is not None)
 
 
 def _ours(label: str, paper: float | None = None, **overrides: Any) -> Row:
@@ -99,13 +63,13 @@ register(Experiment(
 
 # --- Table 3: the training share, ours against DCTN --------------------------------------------------------------
 _FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5)
-_T3 = {"ours": (94.03, 97.68, 98.57, 98.97, 99.02), "dctn": (92.85, 95.37, 95.81, 96.01, 96.10)}
+PAPER_TABLE3 = {"ours": (94.03, 97.68, 98.57, 98.97, 99.02), "dctn": (92.85, 95.37, 95.81, 96.01, 96.10)}
 
 
 def _fraction_rows(scene: str) -> list[Row]:
     rows = []
     for system, label in (("ours", "ours"), ("dctn", "DCTN")):
-        for f, paper in zip(_FRACTIONS, _T3[system], strict=True):
+        for f, paper in zip(_FRACTIONS, PAPER_TABLE3[system], strict=True):
             rows.append(Row(f"{label}, {f:.0%}", system, fraction=f, paper_oa=paper, series=label, x=100 * f))
     return rows
 
@@ -124,7 +88,7 @@ _BATCH = {4: 93.19, 8: 93.45, 16: 93.54, 32: 94.03, 64: 93.34, 128: 91.12}
 
 
 def _batch_rows(scene: str) -> list[Row]:
-    default = vlm_config("ours", scene).train.batch_size
+    default = recipe("ours", scene).train.batch_size
     return [Row(f"batch {b}", "ours", () if b == default else (("train.batch_size", b),), paper_oa=paper,
                 series="ours", x=b) for b, paper in _BATCH.items()]
 
@@ -160,7 +124,7 @@ def _encoder_label(name: str) -> str:
 
 def _encoder_rows(scene: str) -> list[Row]:
     """The paper's three encoders first, then every other registered one (the recipe's default among them)."""
-    default = vlm_config("ours", scene).text.encoder
+    default = recipe("ours", scene).text.encoder
     names = [*_PAPER_ENCODERS, *(n for n in ENCODERS.names() if n not in _PAPER_ENCODERS)]
     return [Row(_encoder_label(n), "ours", () if n == default else (("text.encoder", n),),
                 paper_oa=_PAPER_ENCODERS.get(n), paper_table1=False) for n in names]
@@ -209,39 +173,31 @@ def variant_dir(work_dir: Path, scene: str, row: Row) -> Path:
 
 
 def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device: str, cache_dir: Path | None,
-                    prompt_file: Path | None, progress: bool, train: bool) -> dict[str, Any] | None:
-    """Train (or reload) our recipe with the row's config changes for one seed."""
-    from .data.splits import random_split
-    from .run import train_run
-
-    cfg = vlm_config(row.system, scene.name).replace(
-        **{k: v for k, v in row.overrides}, **{"train.seed": seed, "data.train_fraction": row.fraction})
+                    progress: bool, train_missing: bool) -> dict[str, Any] | None:
+    """Train (or reload) our recipe with the row's config changes for one seed, on the comparison's split."""
     run_dir = variant_dir(work_dir, scene.name, row) / f"seed{seed}"
-    record = run_dir.with_suffix(".json")  # the small record beside the run folder, kept when the folder is not
-    if record.is_file():
-        return json.loads(record.read_text())
-    if (run_dir / "metrics.json").is_file():
-        m = json.loads((run_dir / "metrics.json").read_text())
-    elif not train:
+    record = RecordStore.load(run_dir)  # the record beside the run folder, kept when the folder is not
+    system = get_system(row.system)
+    current = system.flat_recipe(system.recipe(scene.name, seed=seed, **dict(row.overrides)))
+    if record is not None and not recipe_changes(record.get("recipe"), current):
+        return record
+    if not train_missing:
         return None
-    else:  # the same split as `hsiclip compare` draws for this seed and share
-        split = random_split(scene.labels, fraction=row.fraction, seed=seed, class_names=scene.class_names)
-        m = train_run(cfg, scene, run_dir, device=device, cache_dir=cache_dir, split=split, prompt_file=prompt_file,
-                      progress=progress, overwrite=True)
-    out = {"seed": seed, "oa": m["oa"], "aa": m["aa"], "kappa": m["kappa"], "train_s": m["timing"]["train_s"],
-           "infer_s": m["timing"]["infer_s"], "epochs": cfg.train.epochs, "paper_epochs": cfg.train.epochs,
-           "machine": m["timing"].get("machine"), "run": str(run_dir)}
-    record.write_text(json.dumps(out, indent=1) + "\n")
-    return out
+    run = train(scene, row.system, seed=seed, fraction=row.fraction, device=device, progress=progress,
+                cache_dir=cache_dir, **dict(row.overrides))
+    run.save(run_dir)
+    assert run.record is not None
+    RecordStore.save(run_dir, run.record)
+    return run.record
 
 
 def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_dir: Path, compare_dir: Path,
              epochs: dict[str, int] | None = None, skip: Sequence[str] = (), device: str = "cpu",
-             cache_dir: Path | None = None, prompt_file: Path | None = None, progress: bool = True,
-             train: bool = True, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+             cache_dir: Path | None = None, progress: bool = True, train_missing: bool = True,
+             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Per row: its per-seed records (trained where missing) and a status ("" when every seed is there)."""
     for row in rows:
-        SYSTEMS.get(row.system)
+        get_system(row.system)
     out = []
     for row in rows:
         if row.system in skip:
@@ -253,14 +209,14 @@ def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_di
             if row.overrides:
                 for seed in seeds:
                     r = _variant_record(scene, row, seed, work_dir, device=device, cache_dir=cache_dir,
-                                        prompt_file=prompt_file, progress=progress, train=train)
+                                        progress=progress, train_missing=train_missing)
                     if r is not None:
                         records.append(r)
             else:
                 records = run_comparison(scene, [row.system], seeds, fraction=row.fraction,
                                          epochs={k: v for k, v in (epochs or {}).items() if k == row.system},
                                          work_dir=compare_dir, device=device, cache_dir=cache_dir,
-                                         prompt_file=prompt_file, progress=progress, log=log, train=train)
+                                         progress=progress, log=log, train_missing=train_missing)
         except EncoderUnavailableError as e:
             status = "not available here"
             log(f"{row.label}: {e}")
@@ -388,14 +344,14 @@ def output_stem(out_dir: Path, name: str, scene: str) -> Path:
 
 def reproduce(name: str, scene: Scene, seeds: Sequence[int], *, out_dir: Path, work_dir: Path, compare_dir: Path,
               command: str, epochs: dict[str, int] | None = None, skip: Sequence[str] = (), device: str = "cpu",
-              cache_dir: Path | None = None, prompt_file: Path | None = None, progress: bool = True,
-              train: bool = True, log: Callable[[str], None] = print) -> list[Path]:
+              cache_dir: Path | None = None, progress: bool = True, train_missing: bool = True,
+              log: Callable[[str], None] = print) -> list[Path]:
     """Run experiment `name` (training what is missing) and write its md/csv/png; return the paths written."""
     exp = EXPERIMENTS.get(name)
     stem = output_stem(out_dir, name, scene.name)
     stem.parent.mkdir(parents=True, exist_ok=True)
     kw = {"work_dir": work_dir, "compare_dir": compare_dir, "epochs": epochs, "skip": skip, "device": device,
-          "cache_dir": cache_dir, "prompt_file": prompt_file, "progress": progress, "train": train, "log": log}
+          "cache_dir": cache_dir, "progress": progress, "train_missing": train_missing, "log": log}
     t0 = time.perf_counter()
     if exp.figure is not None:
         paths = exp.figure(scene, seeds, stem=stem, command=command, **kw)
@@ -417,5 +373,3 @@ def reproduce(name: str, scene: Scene, seeds: Sequence[int], *, out_dir: Path, w
     log(f"{name}: {time.perf_counter() - t0:.0f} s")
     return [md, csv_path, png]
 
-
-from . import figures as _figures  # noqa: E402,F401  (registers the figure experiments)

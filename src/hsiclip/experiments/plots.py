@@ -6,21 +6,20 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are written to files
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ..predict import class_colors
 
-def class_colors(num_classes: int) -> np.ndarray:
-    """(C + 1, 4) RGBA: black for unlabelled (0), then distinct colours for classes 1..C."""
-    base = plt.get_cmap("tab20")(np.linspace(0, 1, 20))
-    if num_classes > 20:
-        base = plt.get_cmap("gist_ncar")(np.linspace(0.05, 0.95, num_classes))
-    order = np.r_[0:20:2, 1:20:2] if num_classes <= 20 else np.arange(num_classes)
-    colors = base[order[:num_classes]] if num_classes <= 20 else base
-    return np.vstack([[0, 0, 0, 1], colors])
+if TYPE_CHECKING:
+    from ..data.scenes import Scene
+    from ..run import Run
 
 
 def classification_map_figure(ground_truth: np.ndarray, prediction: np.ndarray, class_names: list[str],
@@ -238,3 +237,18 @@ def maps_figure(ground_truth: np.ndarray, panels: list[dict], class_names: list[
     if title:
         fig.suptitle(title)
     return fig
+
+
+def write_map(run: Run, scene: Scene, path: Path, device: str = "cpu", progress: bool = True) -> Path:
+    """Classify every pixel of `scene` with `run` and save the map beside the ground truth as a PNG."""
+    pred, _ = run.predict(scene.cube, device=device, progress=progress)
+    oa = None
+    if run.split is not None:
+        labels = scene.labels.reshape(-1)
+        oa = float(100 * np.mean(pred.reshape(-1)[run.split.test] == labels[run.split.test]))
+    seed = run.record["seed"] if run.record else run.metrics.get("seed", "?")
+    fig = classification_map_figure(scene.labels, pred, list(run.class_names),
+                                    title=f"{scene.name}: {run.system.name}, seed {seed}", oa=oa)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -15,10 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import SYSTEMS, machine, record_path, resolve_epochs, run_comparison
-from .data.scenes import Scene
-from .data.windows import WindowSampler
-from .reproduce import Experiment, register
+from ..data.scenes import Scene
+from ..data.windows import WindowSampler
+from ..efficiency import machine
+from ..records import RecordStore
+from ..run import Run, load_run
+from ..systems import get_system
+from .catalog import Experiment, register
+from .compare import resolve_epochs, run_comparison
 
 TABLE1 = ("cnn2d", "cnn3d", "hybridsn", "vit", "ssftt", "morphformer", "hit", "sstmnet", "dctn", "mcls_clip", "ours")
 MAP_SYSTEMS = (*TABLE1, "flagship")  # the paper's Table 1 methods and our flagship recipe
@@ -34,20 +38,17 @@ def _trained(scene: Scene, systems: Sequence[str], seeds: Sequence[int], kw: dic
     epochs = kw["epochs"] or {}
     records = run_comparison(scene, systems, seeds, epochs={k: v for k, v in epochs.items() if k in systems},
                              work_dir=kw["compare_dir"], device=kw["device"], cache_dir=kw["cache_dir"],
-                             prompt_file=kw["prompt_file"], progress=kw["progress"], log=kw["log"],
-                             train=kw["train"])
+                             progress=kw["progress"], log=kw["log"], train_missing=kw["train_missing"])
+    store = RecordStore(kw["compare_dir"])
     out = {}
     for r in records:
         n_epochs = resolve_epochs(r["model"], scene.name, epochs)
-        out[r["model"], r["seed"]] = (r, record_path(kw["compare_dir"], scene.name, "paper", 0.1, r["model"],
-                                                     r["seed"], n_epochs))
+        out[r["model"], r["seed"]] = (r, store.stem(scene.name, "paper", 0.1, r["model"], r["seed"], n_epochs))
     return out
 
 
-def _vlm_runs(scene: Scene, seeds: Sequence[int], kw: dict[str, Any]) -> Iterator[tuple[str, int, Any]]:
+def _vlm_runs(scene: Scene, seeds: Sequence[int], kw: dict[str, Any]) -> Iterator[tuple[str, int, Run]]:
     """(system, seed, loaded run) for ours and M-CLS CLIP on every seed, training the missing ones if allowed."""
-    from .run import load_run
-
     runs = _trained(scene, ("ours", "mcls_clip"), seeds, kw)
     for name in ("ours", "mcls_clip"):
         for seed in seeds:
@@ -98,13 +99,12 @@ def embeddings(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, 
     import umap
 
     from .plots import embeddings_figure
-    from .run import sampler_for
 
     stats, panels = [], []
     labels_all = scene.targets
     for name, seed, run in _vlm_runs(scene, seeds, kw):
         test = run.split.test
-        emb = _embed(run.model, sampler_for(run, scene.cube, kw["device"]), test)
+        emb = _embed(run.model, run.sampler(scene.cube, kw["device"]), test)
         protos = run.model.encode_text().detach().numpy()
         s = embedding_stats(emb, protos, labels_all[test], seed)
         stats.append({"system": name, "seed": seed, **s})
@@ -118,7 +118,7 @@ def embeddings(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, 
                 # embeddings would clump them together: text prototypes are closer to each other than to any
                 # window embedding)
                 at = reducer.transform(protos)
-            panels.append({"title": f"{SYSTEMS.get(name).label}, seed {seed}: silhouette {s['silhouette']:.3f}",
+            panels.append({"title": f"{get_system(name).label}, seed {seed}: silhouette {s['silhouette']:.3f}",
                            "xy": xy, "labels": labels_all[test][keep], "protos": at})
     png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
     if panels:
@@ -154,7 +154,7 @@ def _stats_table(stats: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[s
     for name in dict.fromkeys(s["system"] for s in stats):
         rs = [s for s in stats if s["system"] == name]
         cells = [f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs]):.3f}" for k in keys]
-        lines.append(f"| {SYSTEMS.get(name).label} | {' '.join(str(r['seed']) for r in rs)} | " + " | ".join(cells)
+        lines.append(f"| {get_system(name).label} | {' '.join(str(r['seed']) for r in rs)} | " + " | ".join(cells)
                      + " |")
     return lines
 
@@ -222,17 +222,16 @@ def basin(surface: np.ndarray, level: float) -> float:
 
 def loss_landscape(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: Any) -> list[Path]:
     """Figure 2 (top): the 2-D loss surface around the trained weights, ours against M-CLS CLIP."""
-    from .losses import ContrastiveLoss
+    from ..losses import ContrastiveLoss
     from .plots import landscape_figure
-    from .run import sampler_for
 
     grid = np.linspace(-1.0, 1.0, LANDSCAPE_GRID)
     stats, panels, cells = [], [], []
     for name, seed, run in _vlm_runs(scene, seeds, kw):
         train = run.split.train
-        windows = sampler_for(run, scene.cube, kw["device"])(torch.as_tensor(train))
+        windows = run.sampler(scene.cube, kw["device"])(torch.as_tensor(train))
         target = torch.as_tensor(scene.targets[train])
-        surface = loss_surface(run.model, ContrastiveLoss(run.cfg.loss), windows, target, grid, seed,
+        surface = loss_surface(run.model, ContrastiveLoss(run.recipe.loss), windows, target, grid, seed,
                                kw["progress"])
         c = len(grid) // 2
         stats.append({"system": name, "seed": seed, "loss_at_weights": float(surface[c, c]),
@@ -240,7 +239,7 @@ def loss_landscape(scene: Scene, seeds: Sequence[int], *, stem: Path, command: s
         cells += [{"system": name, "seed": seed, "alpha": float(a), "beta": float(b), "loss": float(surface[i, j])}
                   for i, b in enumerate(grid) for j, a in enumerate(grid)]
         if seed == seeds[0]:
-            panels.append({"title": f"{SYSTEMS.get(name).label} ({run.cfg.loss.negatives} negatives), "
+            panels.append({"title": f"{get_system(name).label} ({run.recipe.loss.negatives} negatives), "
                            f"seed {seed}", "surface": surface})
     png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
     if panels:
@@ -270,42 +269,45 @@ def loss_landscape(scene: Scene, seeds: Sequence[int], *, stem: Path, command: s
     return [md, csv_path, png]
 
 
+def _test_map(scene: Scene, path: Path, device: str) -> tuple[np.ndarray, float] | None:
+    """(H * W) map of a run's test-pixel classes (1..C, training pixels -1, others 0) and its test OA; None when
+    the run folder was not kept."""
+    if not (path / "checkpoint.pt").is_file():
+        return None
+    run = load_run(path, device)
+    assert run.split is not None
+    pred = run.test_pred
+    if pred is None:  # a folder from before predictions were kept: predicted again, bitwise the same
+        from ..engine import predict
+
+        pred, _ = predict(run.model, run.sampler(scene.cube, device), run.split.test, progress=False)
+    m = np.zeros(scene.labels.size, dtype=np.int64)
+    m[run.split.test] = pred + 1
+    m[run.split.train] = -1  # drawn white: training pixels are not scored
+    return m, 100 * float(np.mean(pred == scene.targets[run.split.test]))
+
+
 def maps(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: Any) -> list[Path]:
     """A classification map of every Table 1 method and the flagship beside the ground truth (first seed)."""
-    from .engine import predict
     from .plots import maps_figure
-    from .run import load_run, sampler_for
 
     seed = seeds[0]
     runs = _trained(scene, MAP_SYSTEMS, [seed], kw)
-    h, w = scene.labels.shape
     panels, rows = [], []
     for name in MAP_SYSTEMS:
-        label = SYSTEMS.get(name).label
-        if (name, seed) not in runs:
-            panels.append({"title": f"{label}\nnot run", "map": None})
-            rows.append({"system": name, "label": label, "epochs": "", "oa": "", "status": "not run"})
+        label = get_system(name).label
+        found = _test_map(scene, runs[name, seed][1], kw["device"]) if (name, seed) in runs else None
+        if found is None:
+            status = "not run" if (name, seed) not in runs else "run folder not kept"
+            panels.append({"title": f"{label}\n{status}", "map": None})
+            rows.append({"system": name, "label": label, "epochs": "", "oa": "", "status": status})
             continue
-        record, path = runs[name, seed]
-        if SYSTEMS.get(name).kind == "vlm":
-            run = load_run(path, kw["device"])
-            assert run.split is not None
-            test = run.split.test
-            pred, _ = predict(run.model, sampler_for(run, scene.cube, kw["device"]), test, progress=False,
-                              tta=run.cfg.train.tta)
-            train = run.split.train
-        else:
-            saved = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=False)
-            test, pred = np.asarray(saved["test"]), np.asarray(saved["pred"])
-            train = np.setdiff1d(np.flatnonzero(scene.labels.reshape(-1) > 0), test)
-        m = np.zeros(h * w, dtype=np.int64)
-        m[test] = pred + 1
-        m[train] = -1  # drawn white: training pixels are not scored
-        oa = 100 * float(np.mean(pred == scene.targets[test]))
+        m, oa = found
+        record = runs[name, seed][0]
         epochs = record["epochs"]
         reduced = epochs is not None and record["paper_epochs"] is not None and epochs < record["paper_epochs"]
         panels.append({"title": f"{label}: OA {oa:.2f}" + (f"\n({epochs} of {record['paper_epochs']} epochs)"
-                                                          if reduced else ""), "map": m.reshape(h, w)})
+                                                          if reduced else ""), "map": m.reshape(scene.labels.shape)})
         rows.append({"system": name, "label": label, "epochs": epochs, "oa": round(oa, 2), "status": "done"})
     png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
     fig = maps_figure(scene.labels, panels, list(scene.class_names),
@@ -315,9 +317,8 @@ def maps(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: 
     title = f"Classification maps of the Table 1 methods and the flagship recipe, {scene.name}"
     lines = _header(title, command, [seed],
                     "Each panel colours the test pixels by the class the method predicts for them (the predictions "
-                    "the comparison scored, read from its records; the VLM rows are re-predicted from their saved "
-                    "weights, bitwise the same); training pixels are white, unlabelled pixels black. Rows trained "
-                    "with fewer epochs than their paper say so in their title.")
+                    "the comparison scored, kept in each run folder); training pixels are white, unlabelled pixels "
+                    "black. Rows trained with fewer epochs than their paper say so in their title.")
     lines += ["| system | epochs | OA (this seed) | status |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['label']} | {r['epochs'] or '–'} | {r['oa'] or '–'} | {r['status']} |" for r in rows]
     lines += ["", f"![maps]({png.name})"]

@@ -135,7 +135,7 @@ def markdown(rows: Sequence[dict[str, Any]], *, scene: str, protocol: str, comma
 
 def protocol_notes(records: Sequence[dict[str, Any]]) -> list[str]:
     """What the protocol is, and the test pixels and classes it leaves, for the table's notes."""
-    from .compare import PROTOCOLS
+    from ..data.protocols import PROTOCOLS
 
     tag = records[0]["protocol"]
     lines = [f"Protocol `{tag}`: {PROTOCOLS.get(tag.split('-')[0]).description}."]
