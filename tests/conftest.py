@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny synthetic scene with its prompts, the real data folder, a session text-embedding cache."""
+"""Shared fixtures: a tiny synthetic scene with its prompts, the real data folder, a session text-embedding cache,
+and a stub text encoder ("stub": hashed bag-of-words vectors, no model to load) for the fast tier."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,6 +11,24 @@ import numpy as np
 import pytest
 
 from hsiclip.data.scenes import Scene
+from hsiclip.text.encoders import ENCODERS, EncoderSpec
+
+STUB_DIM = 32
+
+
+class StubEncoder:
+    """Texts -> L2-normalised hashed bag-of-words vectors: deterministic, distinct per prompt, instant."""
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        out = np.zeros((len(texts), STUB_DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % STUB_DIM] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+if "stub" not in ENCODERS:
+    ENCODERS.register("stub", EncoderSpec("stub", "stub", STUB_DIM, 0, "stub", "English", load=StubEncoder))
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,6 +58,15 @@ def make_tiny_scene(h: int = 24, w: int = 24, bands: int = 30, seed: int = 0) ->
     return Scene("tiny", cube.astype(np.float32), labels, ("Corn", "Asphalt", "Water"), "synthetic")
 
 
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> Path:
+    """The paper recipe shrunk for the tiny scene: 9x9 windows, 2 blocks, 3 epochs, the stub encoder."""
+    p = tmp_path / "tiny_recipe.toml"
+    p.write_text('name = "tiny"\n[data]\npca_components = 8\n[model]\nwindow = 9\ndepth = 2\nheads = 4\n'
+                 '[text]\nencoder = "stub"\n[train]\nepochs = 3\nbatch_size = 16\n')
+    return p
+
+
 TINY_PROMPTS = """
 scene = "tiny"
 [[classes]]
@@ -59,12 +88,30 @@ descriptive = "Open water that absorbs near-infrared light and looks almost blac
 
 
 @pytest.fixture
-def tiny_scene() -> Scene:
-    return make_tiny_scene()
-
-
-@pytest.fixture
 def tiny_prompts(tmp_path: Path) -> Path:
     p = tmp_path / "tiny_prompts.toml"
     p.write_text(TINY_PROMPTS)
     return p
+
+
+@pytest.fixture
+def tiny_scene(tiny_prompts: Path) -> Scene:
+    """The tiny scene with its class file as its prompts."""
+    scene = make_tiny_scene()
+    scene.prompts = tiny_prompts
+    return scene
+
+
+@pytest.fixture
+def small_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every recipe of ours shrunk for the tiny scene (9x9 windows, 2 blocks of 4 heads, the stub encoder, 3 epochs
+    unless a call asks for others); the baselines keep their settings (callers pass small `epochs`)."""
+    from hsiclip.systems import VLMSystem
+
+    original = VLMSystem.recipe
+
+    def small(self, scene, seed=0, epochs=None, **overrides):  # type: ignore[no-untyped-def]
+        shrunk = {"model.window": 9, "model.depth": 2, "model.heads": 4, "text.encoder": "stub"}
+        return original(self, scene, seed, epochs or 3, **{**shrunk, **overrides})
+
+    monkeypatch.setattr(VLMSystem, "recipe", small)
