@@ -1,37 +1,27 @@
-"""The pixel-wise baselines of the paper's Table 8: GAF-NAU and Forward-Forward ("FFA + BP")."""
+"""The pixel-wise baselines of the paper's Table 8: GAF-NAU and Forward-Forward ("FFA + BP").
+
+Forward + backward at their Indian Pines input is `test_baselines.test_create_model_maps_windows_to_class_scores`.
+"""
 
 import dataclasses
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_scene
 
-import hsiclip.compare
+import hsiclip
 import hsiclip.models.baselines.forward_forward as ff_module
 import hsiclip.models.baselines.gaf_nau as gaf_module
-from hsiclip.compare import baseline_input, train_baseline
 from hsiclip.config import TrainConfig
-from hsiclip.data.splits import random_split
+from hsiclip.data.preprocess import fit_preprocessing
+from hsiclip.data.protocols import PROTOCOLS
 from hsiclip.data.windows import WindowSampler
 from hsiclip.efficiency import count_parameters
 from hsiclip.models.baselines import get_baseline
 from hsiclip.models.baselines.gaf_nau import GAFNAU, gramian_angular_field
-
-
-@pytest.mark.parametrize("name", ["gaf_nau", "forward_forward"])
-def test_forward_backward_on_its_own_input(name):
-    spec = get_baseline(name)
-    bands = spec.input_bands("indian_pines", 200)
-    assert spec.window == 1  # pixel-wise
-    model = spec.build(bands, 16, spec.window)
-    x = torch.rand(2, spec.window, spec.window, bands, requires_grad=True)
-    out = model(x)
-    assert out.shape == (2, 16)
-    out.sum().backward()
-    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 @pytest.mark.parametrize("bands", [15, 103])
@@ -56,9 +46,7 @@ def test_gramian_angular_field_is_cos_of_summed_angles():
 
 
 def test_gaf_nau_parameter_count():
-    spec = get_baseline("gaf_nau")
-    assert (spec.pca_for("indian_pines"), spec.epochs, spec.batch_size, spec.lr) == (0, 100, 64, 1e-3)
-    model = spec.build(200, 16, spec.window)
+    model = hsiclip.create_model("gaf_nau", in_channels=200, num_classes=16)
     assert model.side == 64  # spectra resampled to 64 points (the parameter count does not depend on it)
     # Neither the paper nor the code reachable to us states a count; summed by hand from the layer sizes:
     # ResNet-50 trunk without fc 23,508,032 less the stem's 2 missing input channels (2 x 64 x 7 x 7) = 23,501,760;
@@ -71,11 +59,8 @@ def test_gaf_nau_parameter_count():
     assert count_parameters(model) == 32_614_326
 
 
-def test_forward_forward_parameter_count_and_settings():
-    spec = get_baseline("forward_forward")
-    assert spec.fit is ff_module.fit
-    assert (spec.pca_for("pavia_university"), spec.epochs, spec.batch_size, spec.lr) == (30, 100, 100, 1e-3)
-    model = spec.build(spec.pca_for("indian_pines"), 16, spec.window)
+def test_forward_forward_parameter_count():
+    model = hsiclip.create_model("forward_forward", in_channels=30, num_classes=16)
     # loeweX/Forward-Forward sizes on 30 PCA components with a 16-way label appended, summed by hand:
     # Linear 46->1000 = 47,000; 2 x Linear 1000->1000 = 2,002,000; softmax layer 2000->16 without bias = 32,000.
     assert count_parameters(model) == 47_000 + 2 * 1_001_000 + 32_000 == 2_081_000
@@ -92,8 +77,8 @@ def test_forward_forward_goodness_prefers_nothing_at_start_and_is_per_label():
 def test_forward_forward_fit_lowers_the_ff_loss():
     torch.manual_seed(0)
     scene = make_tiny_scene(bands=32)
-    split = random_split(scene.labels, fraction=0.2, seed=0)
-    sampler = WindowSampler(baseline_input(scene.cube, 30), 1)
+    split = PROTOCOLS.get("paper").split(scene, 0, 0.2, 0, None)
+    sampler = WindowSampler(fit_preprocessing(scene.cube, 30).transform(scene.cube), 1)
     model = ff_module.ForwardForward(30, 3, hidden=100)
     cfg = TrainConfig(epochs=8, batch_size=40, lr=1e-3)
     result = ff_module.fit(model, sampler, split.train, scene.targets[split.train], cfg, progress=False)
@@ -107,12 +92,17 @@ def test_forward_forward_fit_lowers_the_ff_loss():
 def test_trains_on_the_same_split_as_ours(name, epochs, monkeypatch):
     if name == "gaf_nau":  # the full ResNet-50 U-Net takes minutes on CPU: train a slim one through the same path,
         # in batches of 16 so that its batch-norm running statistics settle within the few steps
+        from hsiclip.systems import NetworkSystem
+
         slim = dataclasses.replace(get_baseline(name), batch_size=16,
                                    build=functools.partial(gaf_module.GAFNAU, base=8, blocks=(1, 1, 1, 1)))
-        monkeypatch.setattr(hsiclip.compare, "get_baseline", lambda _: slim)
+        monkeypatch.setattr(NetworkSystem, "spec", property(lambda self: slim))
     scene = make_tiny_scene(bands=32)
-    m = train_baseline(name, scene, seed=0, fraction=0.2, epochs=epochs, progress=False)
-    split = random_split(scene.labels, fraction=0.2, seed=0)
-    assert sum(sum(row) for row in m["confusion"]) == len(split.test)  # scored on exactly our test pixels
-    assert m["oa"] > 60, m["oa"]  # three separable spectra: well above chance (33%)
-    assert m["trainable_params"] > 0 and m["flops"] > 0 and m["train_s"] > 0
+    run = hsiclip.train(scene, name, seed=0, fraction=0.2, epochs=epochs, progress=False)
+    split = PROTOCOLS.get("paper").split(scene, 0, 0.2, 0, None)
+    np.testing.assert_array_equal(run.split.test, split.test)
+    assert sum(sum(row) for row in run.record["confusion"]) == len(split.test)  # scored on exactly those pixels
+    assert run.metrics["oa"] > 60, run.metrics["oa"]  # three separable spectra: well above chance (33%)
+    assert run.record["trainable_params"] > 0 and run.record["flops"] > 0 and run.record["train_s"] > 0
+    if name == "forward_forward":  # trained by its own fit (the Forward-Forward loss), not by cross-entropy
+        assert run.preprocess.channels == 30 and all("ff_loss" in h for h in run.history)

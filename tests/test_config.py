@@ -6,14 +6,14 @@ from hsiclip.config import builtin_configs, from_dict, load_config
 from hsiclip.errors import ConfigError
 
 
-def test_paper_recipes():
+def test_the_paper_recipe_of_a_scene_or_indian_pines_for_the_rest():
     assert {"paper_indian_pines", "paper_pavia_university"} <= set(builtin_configs())
-    ip = load_config("paper_indian_pines")
-    assert (ip.train.epochs, ip.train.batch_size, ip.train.lr) == (50, 32, 1e-3)
-    assert (ip.loss.k_hard, ip.loss.k_semi, ip.data.train_fraction, ip.data.pca_components) == (4, 4, 0.1, 25)
     pu = load_config(None, "pavia_university")
-    assert (pu.train.epochs, pu.train.batch_size, pu.data.scene) == (25, 128, "pavia_university")
-    assert load_config(None, "salinas").data.scene == "salinas"
+    assert pu == load_config("paper_pavia_university") and pu.data.scene == "pavia_university"
+    salinas = load_config(None, "salinas")  # no recipe of its own: Indian Pines' recipe, on Salinas
+    assert salinas.data.scene == "salinas"
+    assert salinas.replace(**{"data.scene": "indian_pines"}) == load_config("paper_indian_pines")
+    assert load_config() == load_config("paper_indian_pines")
 
 
 def test_overrides_and_round_trip(tmp_path):
@@ -39,11 +39,10 @@ def test_toml_file(tmp_path):
     ({"loss": {"negatives": "some"}}, "negatives"),
     ({"text": {"prompts": "poem"}}, "prompts"),
     ({"data": {"train_fraction": 1.5}}, "train_fraction"),
-    ({"model": {"window": 9, "stem": "conv", "members": 2, "member_windows": [9]}}, "one window per member"),
-    ({"model": {"window": 9, "stem": "conv", "members": 2, "member_windows": [7, 5]}}, "largest"),
-    ({"model": {"window": 9, "stem": "conv", "members": 2, "member_windows": [9, 3]}}, "above 4"),
-    ({"model": {"window": 9, "members": 2, "member_windows": [9, 6]}}, "odd"),
-    ({"model": {"window": 15, "members": 2, "member_windows": [15, 7]}}, "multiple of model.patch"),
+    ({"model": {"window": 3, "stem": "conv"}}, "above 4"),
+    ({"model": {"members": 0}}, "members"),
+    ({"model": {"dim": 64, "heads": 5}}, "divisible"),
+    ({"train": {"schedule": "cosine", "epochs": 5, "warmup_epochs": 5}}, "warmup_epochs"),
 ])
 def test_bad_values_fail_clearly(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -55,16 +54,32 @@ def test_missing_config_file():
         load_config("no_such_recipe")
 
 
-def test_member_windows_read_back_as_a_tuple(tmp_path):
-    p = tmp_path / "multi.toml"
-    p.write_text('[model]\nstem = "conv"\nwindow = 13\nmembers = 2\nmember_windows = [13, 9]\n')
-    cfg = load_config(str(p))
-    assert cfg.model.member_windows == (13, 9)
-    (tmp_path / "c.json").write_text(json.dumps(cfg.to_dict()))
-    assert load_config(str(tmp_path / "c.json")) == cfg
+@pytest.mark.parametrize("field, off, on", [
+    ("train.tta", False, True), ("train.ema", 0.0, 0.999), ("train.label_smoothing", 0.0, 0.1),
+    ("train.val_fraction", 0.0, 0.1), ("model.member_windows", [], [9, 7]), ("data.pca_whiten", True, False),
+    ("text.context", 0, 4), ("model.name", "hsiclip", "resnet"),
+])
+def test_old_configs_load_with_removed_options_off_and_fail_with_them_on(field, off, on):
+    section, name = field.split(".")
+    old = {"name": "old", section: {name: off}}
+    assert from_dict(old) == from_dict({"name": "old"})  # an old run folder's config.json still loads
+    with pytest.raises(ConfigError, match=f"{field} = .*removed"):
+        from_dict({"name": "old", section: {name: on}})
 
 
 def test_mcls_clip_recipe_differs_only_in_loss_and_prompts():
     paper, mcls = load_config("paper_indian_pines"), load_config("mcls_clip_indian_pines")
     assert (mcls.loss.negatives, mcls.text.prompts) == ("all", "ensemble")
     assert mcls.model == paper.model and mcls.train == paper.train and mcls.data == paper.data
+
+
+@pytest.mark.parametrize(("system", "recipe"), [("ours", "paper_indian_pines"), ("mcls_clip", "mcls_clip_indian_pines"),
+                                                ("flagship", "flagship_indian_pines")])
+def test_the_comparisons_rows_of_ours_train_the_shipped_recipes(system, recipe):
+    from hsiclip.systems import get_system
+
+    assert get_system(system).recipe("indian_pines") == load_config(recipe)  # the registry and the files agree
+    assert get_system(system).recipe("indian_pines", seed=3, epochs=7, lr=2e-3) == load_config(recipe).replace(
+        **{"train.seed": 3, "train.epochs": 7, "train.lr": 2e-3})
+    with pytest.raises(ConfigError, match="unknown recipe field 'depthz'"):
+        get_system(system).recipe("indian_pines", depthz=3)

@@ -3,7 +3,8 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from hsiclip.data.preprocess import SpectralPCA
+from hsiclip.data import preprocess
+from hsiclip.data.preprocess import MinMaxScaler, SpectralPCA, fit_preprocessing, load_preprocessing
 from hsiclip.data.splits import Split, holdout, kfold, random_split
 from hsiclip.data.windows import WindowSampler
 from hsiclip.errors import DataError
@@ -23,17 +24,45 @@ def test_windows_match_a_per_pixel_loop_with_zero_padding():
     assert (got[0, :2] == 0).all() and (got[0, :, :2] == 0).all()  # the top-left corner sees zero padding
 
 
-def test_pca_matches_scikit_learn_whitened():
+def test_pca_matches_scikit_learn_whitened(monkeypatch):
     rng = np.random.default_rng(0)
     cube = rng.standard_normal((10, 12, 20)) @ rng.standard_normal((20, 20))
-    pca = SpectralPCA.fit(cube.reshape(-1, 20), 5, whiten=True)
+    pca = SpectralPCA.fit(cube.reshape(-1, 20), 5)
     ref = PCA(5, whiten=True, svd_solver="full").fit_transform(cube.reshape(-1, 20))
-    got = pca.transform(cube.astype(np.float32), chunk=17).reshape(-1, 5)
+    monkeypatch.setattr(preprocess, "CHUNK", 17)  # 120 pixels in chunks of 17: the last one partial
+    got = pca.transform(cube.astype(np.float32)).reshape(-1, 5)
     np.testing.assert_allclose(np.abs(got), np.abs(ref), atol=1e-3)  # components are defined up to sign
-    restored = SpectralPCA.from_state_dict(pca.state_dict())
+    np.testing.assert_allclose(got.std(0), 1.0, rtol=0.05)  # whitened: unit variance per component
+    restored = load_preprocessing(pca.state_dict())
+    assert isinstance(restored, SpectralPCA)
     np.testing.assert_array_equal(restored.transform(cube), pca.transform(cube))
     with pytest.raises(DataError, match="bands"):
         pca.transform(cube[..., :10])
+    with pytest.raises(DataError, match="cannot keep 21 PCA components"):
+        SpectralPCA.fit(cube.reshape(-1, 20), 21)
+
+
+def test_fit_preprocessing_fits_on_the_pixels_it_is_given():
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(0, 10, (6, 8, 12)).astype(np.float32)
+    cube[0, :4] += 100.0  # four bright pixels
+    every = fit_preprocessing(cube, 3)
+    dim = np.arange(8, 48)  # the flat pixels without the bright ones
+    train = fit_preprocessing(cube, 3, fit_index=dim)
+    np.testing.assert_allclose(every.mean, cube.reshape(-1, 12).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(train.mean, cube.reshape(-1, 12)[dim].mean(0), rtol=1e-5)
+    assert train.transform(cube).shape == (6, 8, 3) and train.channels == 3
+    scaler = fit_preprocessing(cube, 0, fit_index=dim)  # 0 components: every band, min-max scaled
+    assert isinstance(scaler, MinMaxScaler) and scaler.channels == 12
+    out = scaler.transform(cube)
+    assert out.dtype == np.float32 and out.reshape(-1, 12)[dim].min() == 0.0
+    np.testing.assert_allclose(out.reshape(-1, 12)[dim].max(), 1.0)
+    assert out.max() > 10  # the bright pixels, unseen in fitting, fall outside [0, 1]
+    again = load_preprocessing(scaler.state_dict())
+    assert isinstance(again, MinMaxScaler)
+    np.testing.assert_array_equal(again.transform(cube), out)
+    with pytest.raises(DataError, match="bands"):
+        scaler.transform(cube[..., :5])
 
 
 def labels_with_counts(counts):

@@ -1,83 +1,117 @@
 """`hsiclip reproduce`: table experiments cached per (config, seed), findings checked, figure experiments drawn."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_scene
 
-from hsiclip import compare, figures, reproduce, run
 from hsiclip.cli import main
-from hsiclip.reproduce import EXPERIMENTS, ORDER, Finding, Row, check_findings, variant_dir
+from hsiclip.experiments import compare, figures, reproduce
+from hsiclip.experiments.catalog import EXPERIMENTS, Finding, Row
+from hsiclip.experiments.compare import resolve_epochs, run_comparison
+from hsiclip.experiments.reproduce import check_findings, experiment_names, run_rows, variant_dir
+from hsiclip.records import RecordStore
+from hsiclip.systems import get_system
+from hsiclip.text.encoders import ENCODERS, encoder_available
 
 
-@pytest.fixture
-def short_recipe(monkeypatch):
-    """Our recipe at 6 epochs and 9x9 windows, so the tiny scene trains in seconds."""
-    original = compare.vlm_config
-
-    def short(name, scene):
-        return original(name, scene).replace(**{"train.epochs": 6, "model.window": 9})
-
-    monkeypatch.setattr(compare, "vlm_config", short)
-    monkeypatch.setattr(reproduce, "vlm_config", short)
-
-
-def _kw(tmp_path, tiny_prompts, text_cache):
+def _kw(tmp_path, text_cache):
     return {"out_dir": tmp_path / "results", "work_dir": tmp_path / "work", "compare_dir": tmp_path / "compare",
-            "command": "hsiclip reproduce ...", "cache_dir": text_cache, "prompt_file": tiny_prompts,
-            "progress": False, "log": lambda m: None}
+            "command": "hsiclip reproduce ...", "cache_dir": text_cache, "progress": False, "log": lambda m: None}
 
 
-def test_every_experiment_of_the_issue_is_registered():
-    assert ORDER == ["loss-ablation", "train-fraction", "batch-size", "prompts", "text-encoders", "vision-only",
-                     "more-baselines", "embeddings", "loss-landscape", "maps"]
+def _boom(*a, **k):
+    raise AssertionError("nothing should be trained again")
+
+
+def test_every_experiment_is_listed_once_tables_first():
+    names = experiment_names()
+    assert sorted(names) == EXPERIMENTS.names()
+    figure = [EXPERIMENTS.get(n).figure is not None for n in names]
+    assert figure == sorted(figure) and any(figure) and not all(figure)  # the tables, then the figures
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS.names() if EXPERIMENTS.get(n).figure is None])
+def test_every_table_row_resolves_and_every_finding_names_its_rows(name):
+    """A typo in a row's system or override, or in a finding's row label, fails here rather than mid-run."""
+    exp = EXPERIMENTS.get(name)
+    rows = exp.rows("indian_pines")
+    labels = [r.label for r in rows]
+    assert rows and len(set(labels)) == len(labels)
+    for row in rows:
+        system = get_system(row.system)
+        recipe = system.recipe("indian_pines", **dict(row.overrides))  # every override names a recipe field
+        for key, value in row.overrides:
+            assert system.flat_recipe(recipe)[key] == value
+        assert 0 < row.fraction < 1
+    for finding in exp.findings:
+        assert finding.kind in ("order", "best") and set(finding.labels) <= set(labels), finding
+
+
+def test_a_row_at_the_recipes_own_setting_is_the_comparisons_record():
+    """The batch-size row at the recipe's batch size changes nothing, so it reuses `hsiclip compare`'s `ours`."""
+    own = get_system("ours").recipe("indian_pines").train.batch_size
     rows = EXPERIMENTS.get("batch-size").rows("indian_pines")
-    assert [r.x for r in rows] == [4, 8, 16, 32, 64, 128]
-    assert [r.overrides for r in rows if r.x == 32] == [()]  # the recipe's own batch is the comparison's `ours`
-    assert {r.system for r in EXPERIMENTS.get("train-fraction").rows("indian_pines")} == {"ours", "dctn"}
+    assert [r.overrides for r in rows if r.x == own] == [()]
+    assert all(r.overrides == (("train.batch_size", r.x),) for r in rows if r.x != own)
 
 
-def test_table_experiment_end_to_end_resumes_without_training(tmp_path, tiny_prompts, text_cache, short_recipe,
+def test_table_experiment_end_to_end_resumes_without_training(tmp_path, tiny_scene, text_cache, small_recipes,
                                                               monkeypatch):
-    scene = make_tiny_scene()
-    kw = _kw(tmp_path, tiny_prompts, text_cache)
-    paths = reproduce.reproduce("loss-ablation", scene, [0, 1], **kw)
+    kw = _kw(tmp_path, text_cache)
+    paths = reproduce.reproduce("loss-ablation", tiny_scene, [0, 1], **kw)
     assert [p.name for p in paths] == ["loss-ablation_tiny.md", "loss-ablation_tiny.csv", "loss-ablation_tiny.png"]
     with open(paths[1]) as f:
         rows = list(csv.DictReader(f))
-    assert [r["paper_oa"] for r in rows] == ["90.1600", "93.4400", "94.0300"]
+    table = EXPERIMENTS.get("loss-ablation").rows("tiny")
+    assert [r["label"] for r in rows] == [r.label for r in table]
+    assert [float(r["paper_oa"]) for r in rows] == [r.paper_oa for r in table]  # the paper's, apart from ours
     assert all(r["seeds"] == "0 1" and r["status"] == "" and 30 < float(r["oa_mean"]) <= 100 for r in rows)
-    assert rows[0]["changes"] == "loss.negatives=semi" and rows[2]["changes"] == ""
-    # the unchanged recipe is the comparison's `ours` record; the variants are run folders keyed by their config
-    assert (tmp_path / "compare" / "tiny" / "paper" / "ours" / "seed1-ep6.json").is_file()
-    variants = sorted(p.name for p in (tmp_path / "work" / "tiny" / "vlm" / "ours").iterdir())
-    assert variants == ["loss.negatives=hard", "loss.negatives=semi"]
-    assert all((tmp_path / "work" / "tiny" / "vlm" / "ours" / v / "seed1" / "metrics.json").is_file() for v in variants)
+    assert [r["changes"] for r in rows] == [",".join(f"{k}={v}" for k, v in r.overrides) for r in table]
+    # the unchanged recipe is the comparison's `ours` record; the variants are run folders keyed by their changes
+    epochs = resolve_epochs("ours", "tiny")
+    assert RecordStore(tmp_path / "compare").stem("tiny", "paper", 0.1, "ours", 1, epochs).with_suffix(
+        ".json").is_file()
+    variants = [variant_dir(tmp_path / "work", "tiny", r) for r in table if r.overrides]
+    assert sorted(p.name for p in (tmp_path / "work" / "tiny" / "vlm" / "ours").iterdir()) == sorted(
+        p.name for p in variants) and len(variants) == 2
+    assert all((v / f"seed{s}" / "metrics.json").is_file() and (v / f"seed{s}.json").is_file()
+               for v in variants for s in (0, 1))
     md = paths[0].read_text()
-    assert "Paper: full > without semi-hard > without hard." in md and "Command: `hsiclip reproduce ...`" in md
-
-    def boom(*a, **k):
-        raise AssertionError("nothing should be trained again")
-
-    import shutil
+    claim = EXPERIMENTS.get("loss-ablation").findings[0].claim
+    assert f"Paper: {claim}." in md and "Command: `hsiclip reproduce ...`" in md
 
     for v in variants:  # the small JSON records alone (as committed) are enough: the run folders may be gone
         for seed in (0, 1):
-            shutil.rmtree(tmp_path / "work" / "tiny" / "vlm" / "ours" / v / f"seed{seed}")
+            shutil.rmtree(v / f"seed{seed}")
     with monkeypatch.context() as m:
-        m.setattr(run, "train_run", boom)
-        m.setattr(compare, "_train_vlm", boom)
-        again = reproduce.reproduce("loss-ablation", scene, [0, 1], **kw)
-    with open(again[1]) as f:
-        assert list(csv.DictReader(f)) == rows
+        m.setattr(reproduce, "train", _boom)
+        m.setattr(compare, "train", _boom)
+        again = reproduce.reproduce("loss-ablation", tiny_scene, [0, 1], **kw)
+        with open(again[1]) as f:
+            assert list(csv.DictReader(f)) == rows
 
-    # encoders missing on this machine are rows marked as such, not failures; skipped systems stay in the table
-    paths = reproduce.reproduce("text-encoders", scene, [0], **kw)
+        # encoders missing on this machine are rows marked as such, not failures; the recipe's own encoder is
+        # the comparison's `ours` record again
+        paths = reproduce.reproduce("text-encoders", tiny_scene, [0], train_missing=False, **kw)
+    own = get_system("ours").recipe("tiny").text.encoder
     with open(paths[1]) as f:
         status = {r["label"].split()[0]: r["status"] for r in csv.DictReader(f)}
-    assert status["minilm"] == "" and status["bge-large-en-v1.5"] == "not available here"
+    assert set(status) == set(ENCODERS.names()) and status.pop(own) == ""
+    assert status == {n: "not run yet" if encoder_available(n) else "not available here" for n in status}
+
+
+def test_a_row_whose_encoder_is_missing_is_marked_not_failed(tmp_path, tiny_scene, text_cache, small_recipes):
+    missing = next((n for n in ENCODERS.names() if not encoder_available(n)), None)
+    if missing is None:
+        pytest.skip("every registered encoder is available here")
+    row = Row("missing encoder", "ours", (("text.encoder", missing),))
+    out = run_rows(tiny_scene, [row], [0], work_dir=tmp_path / "work", compare_dir=tmp_path / "compare",
+                   cache_dir=text_cache, progress=False, log=lambda m: None)
+    assert out[0]["records"] == [] and out[0]["status"] == "not available here"
+    assert not (variant_dir(tmp_path / "work", "tiny", row) / "seed0.json").exists()
 
 
 def test_variant_folders_are_named_by_their_changes(tmp_path):
@@ -85,6 +119,7 @@ def test_variant_folders_are_named_by_their_changes(tmp_path):
     assert variant_dir(tmp_path, "ip", row) == tmp_path / "ip" / "vlm" / "ours" / (
         "text.encoder=BAAI_bge-m3,train.batch_size=8-frac0.2")
     assert variant_dir(tmp_path, "ip", Row("y")).name == "recipe"
+    assert variant_dir(tmp_path, "ip", Row("z", fraction=0.3)).name == "recipe-frac0.3"
 
 
 def test_findings_confirmed_reversed_or_not_checkable():
@@ -94,10 +129,16 @@ def test_findings_confirmed_reversed_or_not_checkable():
     table = [row("a", 95.0), row("b", 94.0), row("c", 96.0), row("d", float("nan"), "")]
     lines = check_findings(table, [Finding("a > b", "order", ("a", "b")),
                                    Finding("a > b > c", "order", ("a", "b", "c")),
-                                   Finding("c best", "best", ("c", "a", "b")), Finding("a > d", "order", ("a", "d"))])
+                                   Finding("c best", "best", ("c", "a", "b")), Finding("a > d", "order", ("a", "d")),
+                                   Finding("a > e", "order", ("a", "e"))])
     assert lines[0].startswith("- Paper: a > b. Confirmed here (a 95.00, b 94.00)")
     assert "**Not confirmed** here (a 95.00, b 94.00, c 96.00)" in lines[1]
-    assert "Confirmed" in lines[2] and "Not checkable" in lines[3]
+    assert "Confirmed" in lines[2] and "Not checkable" in lines[3] and "Not checkable" in lines[4]
+    # a difference within one std over seeds, or a row trained for fewer epochs than its paper, is said so
+    close = [{**row("a", 95.0), "oa_std": 2.0}, {**row("b", 94.0), "epochs": 3, "paper_epochs": 50}]
+    line = check_findings(close, [Finding("a > b", "order", ("a", "b"))])[0]
+    assert "Confirmed" in line and "not resolved by these seeds: a vs b" in line
+    assert "Not a fair test: b ran 3 of 50 epochs" in line
 
 
 def test_filter_normalised_directions_and_the_loss_surface():
@@ -121,34 +162,51 @@ def test_filter_normalised_directions_and_the_loss_surface():
     assert figures.basin(bowl, 0.3) == pytest.approx(5 / 25)  # the centre and its 4 neighbours (loss 0.25)
 
 
-def test_figure_experiments_on_a_tiny_scene(tmp_path, tiny_prompts, text_cache, short_recipe, monkeypatch):
+def test_figure_experiments_on_a_tiny_scene(tmp_path, tiny_scene, text_cache, small_recipes, monkeypatch):
     monkeypatch.setattr(figures, "LANDSCAPE_GRID", 5)
     monkeypatch.setattr(figures, "UMAP_POINTS", 200)
-    scene = make_tiny_scene()
-    kw = _kw(tmp_path, tiny_prompts, text_cache)
-    heavy = [s for s in figures.MAP_SYSTEMS if s not in ("ours", "mcls_clip", "ssftt")]
-    emb = reproduce.reproduce("embeddings", scene, [0, 1], **kw)
-    text = emb[0].read_text()
-    assert "| ours (paper recipe) | 0 1 |" in text and "| M-CLS CLIP | 0 1 |" in text
-    assert emb[2].stat().st_size > 20_000
-    land = reproduce.reproduce("loss-landscape", scene, [0], **kw)
+    kw = _kw(tmp_path, text_cache)
+    vlm = ("ours", "mcls_clip")
+    land = reproduce.reproduce("loss-landscape", tiny_scene, [0], **kw)
     with open(land[1]) as f:
         cells = list(csv.DictReader(f))
-    assert len(cells) == 2 * 25 and {c["system"] for c in cells} == {"ours", "mcls_clip"}
-    assert "basin share" in land[0].read_text().lower()
-    maps = reproduce.reproduce("maps", scene, [0], skip=heavy, epochs={"ssftt": 3}, **kw)
+    assert len(cells) == 2 * 25 and {c["system"] for c in cells} == set(vlm)
+    assert "basin share" in land[0].read_text().lower() and land[2].stat().st_size > 10_000
+    heavy = [s for s in figures.MAP_SYSTEMS if s not in (*vlm, "ssftt")]
+    maps = reproduce.reproduce("maps", tiny_scene, [0], skip=heavy, epochs={"ssftt": 3}, **kw)
     with open(maps[1]) as f:
         rows = {r["system"]: r for r in csv.DictReader(f)}
-    assert rows["ssftt"]["status"] == "done" and rows["dctn"]["status"] == "not run"
-    # the map's OA is the one the comparison recorded (the VLM rows are re-predicted from their weights)
-    recs = compare.run_comparison(scene, ["ours", "ssftt"], [0], epochs={"ssftt": 3}, work_dir=tmp_path / "compare",
-                                  train=False, progress=False, log=lambda m: None)
+    assert set(rows) == set(figures.MAP_SYSTEMS)
+    assert all(rows[s]["status"] == "done" for s in (*vlm, "ssftt")) and all(rows[s]["status"] == "not run"
+                                                                          for s in heavy)
+    # the map's OA is the one the comparison recorded (the runs trained for the landscape are reused)
+    with monkeypatch.context() as m:
+        m.setattr(compare, "train", _boom)
+        recs = run_comparison(tiny_scene, [*vlm, "ssftt"], [0], epochs={"ssftt": 3}, work_dir=tmp_path / "compare",
+                              train_missing=False, progress=False, log=lambda m: None)
+    assert [r["model"] for r in recs] == [*vlm, "ssftt"]
     for r in recs:
         assert float(rows[r["model"]]["oa"]) == pytest.approx(r["oa"], abs=0.01)
 
 
+@pytest.mark.slow
+def test_the_embeddings_figure_on_a_tiny_scene(tmp_path, tiny_scene, text_cache, small_recipes, monkeypatch):
+    monkeypatch.setattr(figures, "UMAP_POINTS", 200)
+    emb = reproduce.reproduce("embeddings", tiny_scene, [0, 1], **_kw(tmp_path, text_cache))
+    text = emb[0].read_text()
+    for name in ("ours", "mcls_clip"):
+        assert f"| {get_system(name).label} | 0 1 |" in text
+    with open(emb[1]) as f:
+        stats = list(csv.DictReader(f))
+    assert [(s["system"], s["seed"]) for s in stats] == [("ours", "0"), ("ours", "1"), ("mcls_clip", "0"),
+                                                         ("mcls_clip", "1")]
+    assert all(-1 <= float(s["silhouette"]) <= 1 for s in stats)
+    assert emb[2].stat().st_size > 20_000
+
+
 def test_cli_lists_and_rejects_unknown_experiments(capsys):
     assert main(["reproduce", "--list"]) == 0
-    assert "loss-landscape" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(name in out for name in experiment_names())
     assert main(["reproduce", "no-such-table"]) == 1
     assert "unknown experiment 'no-such-table'" in capsys.readouterr().err

