@@ -210,3 +210,19 @@ def test_cli_lists_and_rejects_unknown_experiments(capsys):
     assert all(name in out for name in experiment_names())
     assert main(["reproduce", "no-such-table"]) == 1
     assert "unknown experiment 'no-such-table'" in capsys.readouterr().err
+
+
+def test_a_variant_record_of_another_recipe_is_not_reused(tmp_path, tiny_scene, small_recipes):
+    """A recipe-variant row's record counts only while it was trained with the row's current recipe."""
+    row = Row("semi only", "ours", (("loss.negatives", "semi"),))
+    system = get_system("ours")
+    current = system.flat_recipe(system.recipe(tiny_scene.name, seed=0, **dict(row.overrides)))
+    stem = variant_dir(tmp_path / "work", tiny_scene.name, row) / "seed0"
+    kw = {"work_dir": tmp_path / "work", "compare_dir": tmp_path / "compare", "train_missing": False,
+          "progress": False, "log": lambda msg: None}
+    RecordStore.save(stem, {"seed": 0, "oa": 50.0, "recipe": current})
+    (result,) = run_rows(tiny_scene, [row], [0], **kw)
+    assert [r["oa"] for r in result["records"]] == [50.0] and result["status"] == ""
+    RecordStore.save(stem, {"seed": 0, "oa": 50.0, "recipe": {**current, "train.epochs": current["train.epochs"] + 1}})
+    (result,) = run_rows(tiny_scene, [row], [0], **kw)
+    assert result["records"] == [] and result["status"] == "not run yet"

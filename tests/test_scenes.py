@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +64,23 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
         gt=SceneFile("tiny_gt.mat", "gt", (gt_path.as_uri(),), git_blob=git_blob_id(gt_path)),
         class_names=TINY_CLASSES,
     )
-    monkeypatch.setitem(SCENES._items, "tiny", info)
+    _declare_tiny(monkeypatch, info)
     return {"info": info, "server": server, "cube": cube, "gt": gt}
 
 
 def _declare_tiny(monkeypatch: pytest.MonkeyPatch, info: SceneInfo, **changes: object) -> None:
-    monkeypatch.setitem(SCENES._items, "tiny", dataclasses.replace(info, **changes))  # type: ignore[arg-type]
+    """Register the tiny scene (replacing an earlier one) until the test ends."""
+    if "tiny" in SCENES:
+        SCENES.unregister("tiny")
+    SCENES.register("tiny", dataclasses.replace(info, **changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _forget_tiny() -> Iterator[None]:
+    """A scene registered by a test is gone after it."""
+    yield
+    if "tiny" in SCENES:
+        SCENES.unregister("tiny")
 
 
 # --- registry ---------------------------------------------------------------------------------------
