@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hsiclip.data.scenes import Scene
 from hsiclip.text.encoders import ENCODERS, EncoderSpec
@@ -31,6 +33,16 @@ if "stub" not in ENCODERS:
     ENCODERS.register("stub", EncoderSpec("stub", "stub", STUB_DIM, 0, "stub", "English", load=StubEncoder))
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> Iterator[None]:
+    """Tiny models train far faster on one thread than on two cores shared with other work (OpenMP spinning); the
+    committed records were measured on one thread too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ from affine import Affine
 from conftest import TINY_PROMPTS, make_tiny_scene
 from rasterio.crs import CRS
 
+from hsiclip import load_run
 from hsiclip.cli import main
 from hsiclip.data.rasters import CubeSource, Georef, write_envi
-from hsiclip.run import load_run, predict_scene
 
 GEO = Georef(CRS.from_epsg(32616), Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4500000.0))
 
@@ -35,21 +35,24 @@ def own_scene(tmp_path):
     return cube.with_suffix(".hdr"), labels, classes, scene
 
 
-def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, text_cache, monkeypatch, capsys):
+def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, tiny_recipe, text_cache, monkeypatch,
+                                                 capsys):
     monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
     cube, labels, classes, scene = own_scene
     run = tmp_path / "run"
     assert main(["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "4",
-                 "--out", str(run), "--quiet", "--no-map"]) == 0
+                 "--config", str(tiny_recipe), "--out", str(run), "--quiet"]) == 0
     trained = load_run(run)
-    assert trained.class_names == ("Corn", "Asphalt", "Water") and trained.cfg.data.scene == "scene"
+    assert trained.class_names == ("Corn", "Asphalt", "Water") and trained.scene == "scene"
+    assert trained.recipe.train.epochs == 4 and trained.window == 9  # the recipe file, with --epochs on top
+    assert (run / "map.png").stat().st_size > 5_000
 
     pred = tmp_path / "pred"
     assert main(["predict", str(run), str(cube), "--out", str(pred), "--tile", "7", "--batch-size", "50",
                  "--quiet"]) == 0
     assert "px/s" in capsys.readouterr().out
     # tile by tile (7 x 7 tiles, halos from the neighbours) = one pass over the whole scene
-    whole, conf = predict_scene(trained, CubeSource(cube).read(), progress=False)
+    whole, conf = trained.predict(CubeSource(cube).read())
     classes_map = np.load(pred / "classes.npy")
     np.testing.assert_array_equal(classes_map, whole)
     np.testing.assert_allclose(np.load(pred / "confidence.npy"), conf, rtol=1e-5)
@@ -95,11 +98,12 @@ def _fails(args, capsys, message):
     assert err.count("\n") <= 2  # one clear line, no traceback
 
 
-def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, capsys):
+def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, tiny_recipe, text_cache, monkeypatch, capsys):
+    monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
     cube, labels, classes, scene = own_scene
     run = tmp_path / "run"
     base = ["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "1",
-            "--out", str(run), "--quiet", "--no-map"]
+            "--out", str(run), "--quiet", "--no-map", "--config", str(tiny_recipe)]
 
     small = _write_labels(tmp_path / "small.tif", scene.labels[:20])
     _fails([*base[:4], str(small), *base[5:]], capsys, "the label raster is 20x26 pixels but the cube")
@@ -152,20 +156,40 @@ def test_indian_pines_repackaged_as_envi_trains_exactly_like_the_registered_scen
     assert a["confusion"] == b["confusion"] and a["oa"] == b["oa"]
 
 
-def test_train_under_the_leak_free_protocol(tmp_path, own_scene, text_cache, monkeypatch):
+def test_train_under_the_leak_free_protocol(tmp_path, own_scene, tiny_recipe, text_cache, monkeypatch):
     from scipy import ndimage
 
+    from hsiclip import load_scene
+    from hsiclip.data.preprocess import fit_preprocessing
+    from hsiclip.data.protocols import LEAKFREE_WINDOW
     from hsiclip.data.splits import Split
 
     monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
     cube, labels, classes, scene = own_scene
     run = tmp_path / "run"
     assert main(["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "1",
-                 "--protocol", "leakfree", "--out", str(run), "--quiet", "--no-map"]) == 0
+                 "--config", str(tiny_recipe), "--protocol", "leakfree", "--out", str(run), "--quiet",
+                 "--no-map"]) == 0
     trained = load_run(run)
-    assert trained.cfg.data.pca_fit == "train"
+    assert trained.record["protocol"] == f"leakfree-w{LEAKFREE_WINDOW}"
     split = Split.load(run / "split.npz")
     train = np.zeros(scene.labels.size, dtype=bool)
     train[split.train] = True
     dist = ndimage.distance_transform_cdt(~train.reshape(scene.labels.shape), metric="chessboard").reshape(-1)
-    assert dist[split.test].min() > trained.cfg.model.window // 2  # no test window holds a training pixel
+    assert dist[split.test].min() > LEAKFREE_WINDOW // 2  # no test window of the margin holds a training pixel
+    # the PCA saw the training pixels only
+    data = load_scene(cube=cube, labels=labels, classes=classes)
+    k = trained.preprocess.channels
+    np.testing.assert_allclose(trained.preprocess.mean, fit_preprocessing(data.cube, k, split.train).mean, rtol=1e-5)
+    assert not np.allclose(trained.preprocess.mean, fit_preprocessing(data.cube, k).mean, rtol=1e-3)
+
+
+def test_a_leak_free_margin_narrower_than_the_window_is_refused(own_scene, text_cache):
+    from hsiclip import load_scene, train
+    from hsiclip.errors import ConfigError
+
+    cube, labels, classes, _ = own_scene
+    data = load_scene(cube=cube, labels=labels, classes=classes)
+    with pytest.raises(ConfigError, match="margin"):
+        train(data, "ours", protocol="leakfree", window=7, epochs=1, cache_dir=text_cache, progress=False,
+              **{"text.encoder": "stub", "model.window": 9})

@@ -15,6 +15,12 @@ from rich.table import Table
 
 from .errors import ConfigError, HsiclipError
 
+try:  # typer 0.24 and later carry their own copy of click, whose usage errors are not click's
+    from typer._click.exceptions import ClickException as TyperClickException
+except ImportError:
+    TyperClickException = click.ClickException
+USAGE_ERRORS = (click.ClickException, TyperClickException)
+
 if TYPE_CHECKING:  # heavy modules are imported inside the commands, so `hsiclip --help` starts fast
     from .data.scenes import Scene
     from .run import Run
@@ -122,6 +128,8 @@ def train(
     from .pipeline import train as train_system
 
     if any(x is not None for x in (cube, labels, classes)):
+        if not all(x is not None for x in (cube, labels, classes)):
+            raise ConfigError("your own scene needs all three of --cube, --labels and --classes")
         data = load_scene(scene, cube=cube, labels=labels, classes=classes, cube_key=cube_key, labels_key=labels_key)
     else:
         data = scene_for(scene or "indian_pines", data_dir, download, no_verify, quiet)
@@ -211,17 +219,10 @@ def export(
     data_dir: DataDir = None, download: Download = False, no_verify: NoVerify = False, quiet: Quiet = False,
 ) -> None:
     """Re-package a registered scene as a user would have it: an ENVI cube, GeoTIFF labels and a class file."""
-    from importlib import resources
+    from .data.rasters import export_scene
 
-    from .data.rasters import write_envi, write_labels_tif
-
-    data = scene_for(scene, data_dir, download, no_verify, quiet)
-    out.mkdir(parents=True, exist_ok=True)
-    cube = write_envi(out / "cube", data.cube)
-    write_labels_tif(out / "labels.tif", data.labels)
-    (out / "classes.toml").write_text(
-        resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene}.toml").read_text())
-    console.print(f"wrote {cube.with_suffix('.hdr')} + {cube.name}, {out / 'labels.tif'}, {out / 'classes.toml'}")
+    console.print("wrote " + ", ".join(map(str, export_scene(scene_for(scene, data_dir, download, no_verify, quiet),
+                                                             out))))
 
 
 def _parse_epochs(items: list[str]) -> dict[str, int]:
@@ -380,12 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     STATE["argv"] = list(args)
     try:
         app(args=args, prog_name="hsiclip", standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except (click.exceptions.Exit, typer.Exit) as e:
         return e.exit_code
-    except click.ClickException as e:
+    except USAGE_ERRORS as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err_console.print("aborted")
         return 130
     except (HsiclipError, KeyboardInterrupt) as e:

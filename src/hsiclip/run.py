@@ -25,7 +25,7 @@ from .engine import predict
 from .errors import ConfigError, DataError
 from .metrics import classification_metrics
 from .paths import atomic_dir
-from .systems import System, get_system
+from .systems import SYSTEMS, System, VLMSystem, get_system
 from .version import __version__
 
 METRIC_KEYS = ("oa", "aa", "kappa", "per_class", "confusion")
@@ -118,7 +118,9 @@ def load_run(path: Path | str, device: str = "cpu") -> Run:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     except Exception as e:
         raise DataError(f"cannot read {ckpt_path}: {e}") from None
-    system = get_system(ckpt.get("system", "ours"))  # folders before systems: always our model
+    name = ckpt.get("system", "ours")  # folders before systems: always our model
+    # a run of a recipe file is our model under the recipe stored in the checkpoint
+    system = get_system(name) if name in SYSTEMS else VLMSystem(name, name)
     recipe = system.recipe_from_dict(ckpt["config"])
     state = ckpt["model"]
     # our model's prototypes are a buffer (an ensemble's under members.N.): the text they were trained against
