@@ -58,12 +58,6 @@ def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, tiny_recip
     np.testing.assert_allclose(np.load(pred / "confidence.npy"), conf, rtol=1e-5)
     summary = json.loads((pred / "summary.json").read_text())
     assert summary["stem_per_tile"] and not summary["compiled"]  # a small scene: not worth compiling
-    # compiled (heads-last attention, TorchInductor): the same map
-    assert main(["predict", str(run), str(cube), "--out", str(tmp_path / "fast"), "--tile", "11", "--batch-size",
-                 "64", "--compile", "yes", "--quiet"]) == 0
-    assert json.loads((tmp_path / "fast" / "summary.json").read_text())["compiled"]
-    np.testing.assert_array_equal(np.load(tmp_path / "fast" / "classes.npy"), whole)
-    np.testing.assert_allclose(np.load(tmp_path / "fast" / "confidence.npy"), conf, rtol=1e-4)
     with rasterio.open(pred / "classes.tif") as ds:  # the GeoTIFF keeps the cube's georeferencing
         assert ds.crs == GEO.crs and ds.transform == GEO.transform
         np.testing.assert_array_equal(ds.read(1), whole)
@@ -75,6 +69,23 @@ def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, tiny_recip
     assert png.size == (26, 30) and png.mode == "P"
     labelled = scene.labels > 0
     assert (whole[labelled] == scene.labels[labelled]).mean() > 0.8  # it learnt the stripes
+
+
+@pytest.mark.slow  # TorchInductor compiles for several seconds
+def test_compiled_prediction_gives_the_same_map(tmp_path, own_scene, tiny_recipe, text_cache):
+    from hsiclip import load_scene, train
+
+    cube, labels, classes, _ = own_scene
+    trained = train(load_scene(cube=cube, labels=labels, classes=classes), str(tiny_recipe), epochs=1,
+                    cache_dir=text_cache, progress=False)
+    trained.save(tmp_path / "run")
+    whole, conf = trained.predict(CubeSource(cube).read())
+    # compiled (heads-last attention, TorchInductor): the same map
+    assert main(["predict", str(tmp_path / "run"), str(cube), "--out", str(tmp_path / "fast"), "--tile", "11",
+                 "--batch-size", "64", "--compile", "yes", "--quiet"]) == 0
+    assert json.loads((tmp_path / "fast" / "summary.json").read_text())["compiled"]
+    np.testing.assert_array_equal(np.load(tmp_path / "fast" / "classes.npy"), whole)
+    np.testing.assert_allclose(np.load(tmp_path / "fast" / "confidence.npy"), conf, rtol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # a plain GeoTIFF, on purpose
@@ -98,7 +109,8 @@ def _fails(args, capsys, message):
     assert err.count("\n") <= 2  # one clear line, no traceback
 
 
-def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, tiny_recipe, text_cache, monkeypatch, capsys):
+def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, tiny_recipe, text_cache, monkeypatch,
+                                                  capsys):
     monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
     cube, labels, classes, scene = own_scene
     run = tmp_path / "run"
