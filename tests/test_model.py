@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -47,10 +49,48 @@ def test_text_features_are_a_frozen_buffer():
     assert all(p.data_ptr() != model.text_features.data_ptr() for p in model.parameters())
 
 
-def test_flops_counted_by_torch():
-    model = create_vlm(ModelConfig(), 25, torch.randn(16, 384))
-    flops = flops_per_sample(model, torch.randn(15, 15, 25))
-    assert 5e6 < flops < 5e7  # about 0.01 GFLOPs for the paper's encoder
+def test_flops_match_a_hand_count_of_the_papers_model():
+    """Every matrix product of one forward pass, attention's included, 2 FLOPs per multiply-add."""
+    cfg = ModelConfig(projection="vision")
+    model = create_vlm(cfg, 25, torch.randn(16, 384))
+    n, d, tokens = (cfg.window // cfg.patch) ** 2, cfg.dim, (cfg.window // cfg.patch) ** 2 + 1  # 25 patches + CLS
+    patch = 2 * n * (cfg.patch**2 * 25) * d
+    block = (2 * tokens * d * 3 * d  # qkv
+             + 2 * 2 * tokens * tokens * d  # q k^T and attn v, over all heads
+             + 2 * tokens * d * d  # output projection
+             + 2 * 2 * tokens * d * cfg.mlp_dim)  # MLP
+    head = 2 * d * cfg.embed_dim + 2 * cfg.embed_dim * 384 + 2 * 384 * 16  # head, visual_proj, prototypes
+    assert flops_per_sample(model, torch.randn(15, 15, 25)) == patch + cfg.depth * block + head
+
+
+def _layer_sum_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of every Conv and Linear layer from its output shape (2 x outputs x inputs per output), via hooks."""
+    total = 0
+
+    def hook(module, _inputs, out):
+        nonlocal total
+        if isinstance(module, torch.nn.Linear):
+            total += 2 * out.numel() * module.in_features
+        else:
+            total += 2 * out.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+
+    layers = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layers)]
+    with torch.no_grad():
+        model.eval()(x.unsqueeze(0))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def test_flops_of_a_cnn_equal_the_sum_over_its_layers():
+    import hsiclip
+    from hsiclip.models.baselines import get_baseline
+
+    model = hsiclip.create_model("cnn2d", in_channels=200, num_classes=16)
+    w = get_baseline("cnn2d").window
+    x = torch.randn(w, w, 200)
+    assert flops_per_sample(model, x) == _layer_sum_flops(model, x) > 0
 
 
 def test_info_rows():

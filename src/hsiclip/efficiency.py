@@ -1,4 +1,8 @@
-"""Parameter counts, FLOPs per sample (PyTorch's own FLOP counter, not hand-counted) and the machine they ran on."""
+"""Parameter counts, FLOPs per sample (PyTorch's own FLOP counter, not hand-counted) and the machine they ran on.
+
+FLOPs are those of matrix products, convolutions and attention, 2 per multiply-add (PyTorch's and fvcore's
+convention); element-wise ops, norms, softmax and max-plus (morphological) layers are not counted.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import platform
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from .config import RunConfig
 
@@ -16,12 +20,30 @@ def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
     return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
 
 
+def _cpu_attention(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_attention_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# PyTorch's counter knows the GPU attention kernels but not the CPU one, which it then counts as 0 FLOPs
+CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+                 torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward}
+
+
+def flop_counter() -> FlopCounterMode:
+    """PyTorch's FLOP counter, with the CPU attention kernel counted like the GPU ones."""
+    return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION)
+
+
 @torch.no_grad()
 def flops_per_sample(model: nn.Module, sample: torch.Tensor) -> int:
     """Floating-point operations (2 per multiply-add) of one forward pass on a batch of one, in eval mode."""
     was_training = model.training
     model.eval()
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         model(sample.unsqueeze(0))
     model.train(was_training)
     return int(counter.get_total_flops())
