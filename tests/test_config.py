@@ -83,3 +83,17 @@ def test_the_comparisons_rows_of_ours_train_the_shipped_recipes(system, recipe):
         **{"train.seed": 3, "train.epochs": 7, "train.lr": 2e-3})
     with pytest.raises(ConfigError, match="unknown recipe field 'depthz'"):
         get_system(system).recipe("indian_pines", depthz=3)
+
+
+def test_a_run_shortened_below_the_warm_up_keeps_the_recipes_share_of_it(caplog):
+    from hsiclip.systems import get_system
+
+    recipe = load_config("flagship_indian_pines")  # 5 warm-up epochs of 100
+    flagship = get_system("flagship")
+    with caplog.at_level("INFO", logger="hsiclip"):
+        short = flagship.recipe("indian_pines", epochs=5)
+    assert (short.train.epochs, short.train.warmup_epochs) == (5, 5 * recipe.train.warmup_epochs // 100) == (5, 0)
+    assert "warm-up shortened from 5 to 0" in caplog.text
+    assert flagship.recipe("indian_pines", epochs=40).train.warmup_epochs == recipe.train.warmup_epochs  # untouched
+    with pytest.raises(ConfigError, match="warmup_epochs"):  # an explicit warm-up is the user's: not rewritten
+        flagship.recipe("indian_pines", epochs=5, warmup_epochs=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from collections.abc import Callable
@@ -29,6 +30,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Vision-language hyperspectral image classification with curated text prompts.")
 console = Console()
 err_console = Console(stderr=True)
+
+
+class _NoteHandler(logging.Handler):
+    """The library's log lines (e.g. a recipe adjusted to a shortened run) as one dim `note:` line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"note: {record.getMessage()}", style="dim", markup=False, highlight=False, soft_wrap=True)
 STATE: dict[str, Any] = {"debug": False, "argv": []}
 
 DataDir = Annotated[Path | None, typer.Option(help="Folder with the scene's .mat files (else $HSICLIP_DATA_DIR).")]
@@ -379,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     STATE["debug"] = "--debug" in args
     STATE["argv"] = list(args)
+    library_log = logging.getLogger("hsiclip")
+    if not library_log.handlers:
+        library_log.addHandler(_NoteHandler())
+        library_log.setLevel(logging.INFO)
     try:
         app(args=args, prog_name="hsiclip", standalone_mode=False)
     except (click.exceptions.Exit, typer.Exit) as e:

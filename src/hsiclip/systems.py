@@ -14,6 +14,7 @@ them: the comparison's systems in table order, then the built-in recipes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -39,6 +40,8 @@ from .models.baselines import BaselineSpec, get_baseline
 from .registry import Registry
 from .text.encoders import embed_class_prompts, resolve_encoder
 from .text.prompts import class_texts, load_prompt_set
+
+log = logging.getLogger("hsiclip")
 
 EVAL_BATCH = 1024  # windows per batch at test time for the systems without a config of their own
 
@@ -129,6 +132,12 @@ class VLMSystem(System):
             cfg = cfg.replace(name=f"mcls_clip_{scene}")
         changes = {_dotted(k): v for k, v in overrides.items()}
         epochs = changes.get("train.epochs") if epochs is None else epochs
+        warm = cfg.train.warmup_epochs
+        if epochs is not None and "train.warmup_epochs" not in changes and warm >= epochs:
+            # a shortened run keeps the recipe's share of warm-up epochs (the schedule's shape), rounded down
+            changes["train.warmup_epochs"] = warm * epochs // cfg.train.epochs
+            log.info(f"{cfg.name}: warm-up shortened from {warm} to {changes['train.warmup_epochs']} epochs for a "
+                     f"{epochs}-epoch run (the recipe runs {cfg.train.epochs})")
         return cfg.replace(**{**changes, "train.seed": seed, "train.epochs": epochs})
 
     def recipe_dict(self, recipe: RunConfig) -> dict[str, Any]:
