@@ -80,12 +80,12 @@ def training_run(work: Path, bands: int, recipe: str) -> Path:
 def executed_flops(model: torch.nn.Module, window: int, channels: int, tile: int = 64) -> int:
     """FLOPs per pixel of the stem-per-tile path: the stem over a tile divided by the windows it serves, plus the
     rest of the network on one window's tokens (PyTorch's counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from hsiclip.efficiency import flop_counter
 
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as stem:
+    with torch.no_grad(), flop_counter() as stem:
         smap = model.stem_map(torch.zeros(tile + window - 1, tile + window - 1, channels))  # every member's
-    with torch.no_grad(), FlopCounterMode(display=False) as rest:
+    with torch.no_grad(), flop_counter() as rest:
         model.classify_stem_tokens(torch.zeros(1, len(model.stem_offsets()), smap.shape[-1]))
     return round(stem.get_total_flops() / tile**2) + rest.get_total_flops()
 
