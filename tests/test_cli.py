@@ -4,6 +4,7 @@ bad input."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -355,3 +356,16 @@ def test_pavia_university_code_path_on_a_synthetic_cube(tmp_path, capsys, monkey
     assert len(metrics["per_class"]) == 9 and metrics["n_train"] + metrics["n_test"] == int((gt > 0).sum())
     code, out, err = run_cli(["evaluate", str(run), *args], capsys)
     assert code == 0 and "identical" in out, err
+
+
+def test_the_cli_runs_torch_on_one_thread_unless_told(monkeypatch):
+    import torch
+
+    from hsiclip.cli import main
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    calls: list[int] = []
+    assert main(["compare", "--list"]) == 0
+    assert main(["--threads", "0", "compare", "--list"]) == 0
+    assert main(["--threads", "3", "compare", "--list"]) == 0
+    assert calls == [1, os.cpu_count(), 3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -90,8 +91,15 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False) -> None:
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+          threads: Annotated[int, typer.Option(min=0, help="PyTorch intra-op threads; 0: one per core. One is the "
+                                               "default: threads that share their cores with other work slow down "
+                                               "several-fold; on an idle machine 0 can be faster (the flagship).")] = 1,
+          ) -> None:
     STATE["debug"] = debug
+    import torch  # here, not at import time: `--help` stays quick
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 @app.command()
