@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
-
-import torch
 
 from hsiclip.data.scenes import SCENES
 from hsiclip.systems import get_system
@@ -30,21 +29,18 @@ def recount(record: dict) -> int:
         recipe = system.recipe(record["scene"], seed=record["seed"], epochs=record["epochs"])
     bands = SCENES.get(record["scene"]).shape[2]
     channels = system.components(recipe, bands) or bands
-    model = system.create(recipe, channels, len(record["class_names"]))
-    torch.manual_seed(0)
-    return system.counts(model, recipe, channels)[1]
+    return system.counts(system.create(recipe, channels, len(record["class_names"])), recipe, channels)[1]
 
 
 def main(root: Path) -> None:
-    changed: dict[tuple[str, int, int], int] = {}
+    changed: Counter[tuple[str, int, int]] = Counter()
     for path in sorted(root.rglob("*.json")):
         record = json.loads(path.read_text())
         if not isinstance(record, dict) or not record.get("flops"):
             continue
         flops = recount(record)
         if flops != record["flops"]:
-            changed[(record["model"], record["flops"], flops)] = changed.get((record["model"], record["flops"], flops),
-                                                                              0) + 1
+            changed[(record["model"], record["flops"], flops)] += 1
             record["flops"] = flops
             path.write_text(json.dumps(record, indent=1) + "\n")
     for (name, old, new), n in sorted(changed.items()):
