@@ -42,7 +42,7 @@ def test_morphformer_matches_the_toolbox_layer_sizes():
 def test_morphformer_trains_with_the_toolbox_weight_decay(monkeypatch):
     seen = {}
 
-    def fake_train_model(model, sampler, index, target, cfg, loss_fn, progress=True):
+    def fake_train_model(model, sampler, index, target, cfg, loss_fn, progress=True, checkpoint=None):
         seen.update(cfg=cfg, loss_fn=loss_fn)
 
     monkeypatch.setattr(hsiclip.models.baselines.morphformer, "train_model", fake_train_model)

@@ -19,7 +19,7 @@ from .data.scenes import Scene
 from .data.splits import Split, missing_in_test
 from .data.windows import WindowSampler
 from .efficiency import machine
-from .engine import predict
+from .engine import Checkpoint, predict
 from .errors import ConfigError
 from .metrics import classification_metrics
 from .records import Record, code_version
@@ -31,13 +31,17 @@ from .version import __version__
 def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protocol: str = "paper",
           split: Split | None = None, fraction: float | None = None, window: int | None = None,
           epochs: int | None = None, device: str = "cpu", progress: bool = True, cache_dir: Path | None = None,
-          allow_download: bool = False, **overrides: Any) -> Run:
+          allow_download: bool = False, checkpoint: Path | None = None, checkpoint_every: int = 5,
+          text: torch.Tensor | None = None, **overrides: Any) -> Run:
     """Train `system` (a name of `list_models()`, a recipe file, or a `System`) on `scene` and score it on the test
     pixels of `protocol`'s split for `seed`.
 
     `split` replaces the protocol's split (e.g. validation folds); `fraction` the recipe's training share; `window`
     the leak-free protocols' margin (default `LEAKFREE_WINDOW`); `epochs` the system's count; `overrides` change
-    the recipe (`lr=2e-3`, or dotted: `**{"model.depth": 3}`).
+    the recipe (`lr=2e-3`, or dotted: `**{"model.depth": 3}`). `checkpoint`: a file the training loop saves its
+    state to every `checkpoint_every` epochs and resumes from when it holds this run's state (`engine.Checkpoint`);
+    the caller removes it once the run is saved. `text`: the class text embeddings, when already computed (an
+    executor embeds them once in the driver rather than loading the encoder in every worker).
     """
     system = get_system(system) if isinstance(system, str) else system
     recipe = system.recipe(scene.name, seed=seed, epochs=epochs, **overrides)
@@ -51,7 +55,8 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
         share, count = fraction, None
     if split is None:
         split = proto.split(scene, seed, share, margin, count)
-    text = system.text_features(recipe, scene, cache_dir, allow_download)  # before seeding: a cold cache draws none
+    if text is None:  # before seeding: a cold cache draws none
+        text = system.text_features(recipe, scene, cache_dir, allow_download)
     bands = scene.cube.shape[-1]
     preprocess = fit_preprocessing(scene.cube, system.components(recipe, bands),
                                    split.train if proto.fit_on_train else None, seed)
@@ -59,7 +64,11 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
     targets = scene.targets
     torch.manual_seed(seed)  # the initialisation, the batches, the masks and the semi-hard draws
     model = system.create(recipe, preprocess.channels, scene.num_classes, text).to(device)
-    result = system.fit(model, recipe, sampler, split.train, targets[split.train], progress=progress)
+    ckpt = None if checkpoint is None else Checkpoint(Path(checkpoint), checkpoint_every, {
+        "system": system.name, "recipe": system.flat_recipe(recipe), "protocol": tag, "seed": seed,
+        "train": len(split.train)})
+    result = system.fit(model, recipe, sampler, split.train, targets[split.train], progress=progress,
+                        checkpoint=ckpt)
     t0 = time.perf_counter()
     pred, _ = predict(model, sampler, split.test, system.eval_batch_size(recipe), progress=progress, desc="test")
     infer_s = time.perf_counter() - t0

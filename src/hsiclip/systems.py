@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from .config import RunConfig, TrainConfig, builtin_configs, from_dict, load_con
 from .data.scenes import Scene
 from .data.windows import WindowSampler
 from .efficiency import count_parameters, flops_per_sample
-from .engine import TrainResult, train_model
+from .engine import Checkpoint, TrainResult, train_model
 from .errors import ConfigError
 from .losses import ContrastiveLoss
 from .models import create_vlm
@@ -52,6 +52,7 @@ class System(ABC):
     name: str  # registry name (and the records' `model` key)
     label: str  # as the tables name it
     kind: str  # "vlm", "baseline" or "classical", as the records name it
+    gpu: ClassVar[bool] = True  # runs on a GPU when the run is given one (an executor asks for one for it)
 
     @abstractmethod
     def recipe(self, scene: str, seed: int = 0, epochs: int | None = None, **overrides: Any) -> Any:
@@ -80,7 +81,8 @@ class System(ABC):
 
     @abstractmethod
     def fit(self, model: nn.Module, recipe: Any, sampler: WindowSampler, index: np.ndarray, target: np.ndarray,
-            progress: bool = True) -> TrainResult: ...
+            progress: bool = True, checkpoint: Checkpoint | None = None) -> TrainResult:
+        """Train `model`; a loop over epochs saves to and resumes from `checkpoint` (see `engine.Checkpoint`)."""
 
     def fraction(self, recipe: Any) -> tuple[float, int | None]:
         """The per-class training share (and count, if set) the recipe asks for."""
@@ -185,8 +187,9 @@ class VLMSystem(System):
         return create_vlm(recipe.model, in_channels, text_features)
 
     def fit(self, model: nn.Module, recipe: RunConfig, sampler: WindowSampler, index: np.ndarray,
-            target: np.ndarray, progress: bool = True) -> TrainResult:
-        return train_model(model, sampler, index, target, recipe.train, ContrastiveLoss(recipe.loss), progress)
+            target: np.ndarray, progress: bool = True, checkpoint: Checkpoint | None = None) -> TrainResult:
+        return train_model(model, sampler, index, target, recipe.train, ContrastiveLoss(recipe.loss), progress,
+                           checkpoint)
 
 
 def _dotted(key: str) -> str:
@@ -251,11 +254,12 @@ class NetworkSystem(System):
         return self.spec.build(in_channels, num_classes, recipe.window)
 
     def fit(self, model: nn.Module, recipe: NetworkRecipe, sampler: WindowSampler, index: np.ndarray,
-            target: np.ndarray, progress: bool = True) -> TrainResult:
+            target: np.ndarray, progress: bool = True, checkpoint: Checkpoint | None = None) -> TrainResult:
         cfg = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=recipe.seed)
         if self.spec.fit is not None:  # a network not trained by back-propagating cross-entropy (Forward-Forward)
-            return self.spec.fit(model, sampler, index, target, cfg, progress=progress)
-        return train_model(model, sampler, index, target, cfg, F.cross_entropy, progress=progress)
+            return self.spec.fit(model, sampler, index, target, cfg, progress=progress, checkpoint=checkpoint)
+        return train_model(model, sampler, index, target, cfg, F.cross_entropy, progress=progress,
+                           checkpoint=checkpoint)
 
 
 # --- pixel classifiers (scikit-learn) ----------------------------------------------------------------------------
@@ -308,6 +312,7 @@ class PixelSystem(System):
     estimator: Callable[[int], Any]  # seed -> unfitted estimator
     probabilistic: bool
     kind: str = "classical"
+    gpu: ClassVar[bool] = False  # scikit-learn: the CPU whatever the device
 
     def recipe(self, scene: str, seed: int = 0, epochs: int | None = None, **overrides: Any) -> PixelRecipe:
         if overrides or epochs is not None:
@@ -334,8 +339,8 @@ class PixelSystem(System):
         return PixelClassifier(self.estimator(recipe.seed), num_classes, self.probabilistic)
 
     def fit(self, model: nn.Module, recipe: PixelRecipe, sampler: WindowSampler, index: np.ndarray,
-            target: np.ndarray, progress: bool = True) -> TrainResult:
-        assert isinstance(model, PixelClassifier)
+            target: np.ndarray, progress: bool = True, checkpoint: Checkpoint | None = None) -> TrainResult:
+        assert isinstance(model, PixelClassifier)  # one fit, no epochs: nothing to checkpoint
         t0 = time.perf_counter()
         model.fit(sampler(index)[:, 0, 0].cpu().numpy(), target)
         return TrainResult([], time.perf_counter() - t0)

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from ...config import TrainConfig
 from ...data.windows import WindowSampler
-from ...engine import TrainResult
+from ...engine import Checkpoint, TrainResult
 from .spec import BaselineSpec, register_baseline
 
 PEER_WEIGHT = 0.03  # loeweX config.yaml model.peer_normalization
@@ -126,7 +126,7 @@ def ff_losses(model: ForwardForward, x: torch.Tensor, y: torch.Tensor,
 
 
 def fit(model: ForwardForward, sampler: WindowSampler, index: np.ndarray, target: np.ndarray, cfg: TrainConfig,
-        progress: bool = True) -> TrainResult:
+        progress: bool = True, checkpoint: Checkpoint | None = None) -> TrainResult:
     """Forward-Forward for the layers plus cross-entropy for the softmax layer, over shuffled mini-batches (Adam).
 
     Mirrors `engine.train_model`; history records the total loss, the FF part and the softmax layer's accuracy.
@@ -137,9 +137,10 @@ def fit(model: ForwardForward, sampler: WindowSampler, index: np.ndarray, target
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     running = [torch.full((layer.out_features,), 0.5, device=device) for layer in model.layers]
     n = len(index_t)
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="train (FF)", unit="epoch", disable=not progress, leave=False)
+    done, history, before = checkpoint.restore(model, opt, None, running) if checkpoint else (0, [], 0.0)
+    start = time.perf_counter() - before
+    bar = tqdm(range(done, cfg.epochs), desc="train (FF)", unit="epoch", disable=not progress, leave=False,
+               initial=done, total=cfg.epochs)
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
@@ -162,6 +163,8 @@ def fit(model: ForwardForward, sampler: WindowSampler, index: np.ndarray, target
         history.append({"epoch": epoch + 1, "loss": total_loss / n, "ff_loss": total_ff / n,
                         "train_acc": 100 * correct / n, "seconds": time.perf_counter() - t0})
         bar.set_postfix(ff=f"{total_ff / n:.4f}", acc=f"{100 * correct / n:.1f}")
+        if checkpoint:
+            checkpoint.save(epoch + 1, cfg.epochs, model, opt, None, history, time.perf_counter() - start, running)
     return TrainResult(history, time.perf_counter() - start)
 
 

@@ -43,7 +43,7 @@ from torch import nn
 
 from ...config import TrainConfig
 from ...data.windows import WindowSampler
-from ...engine import TrainResult, train_model
+from ...engine import Checkpoint, TrainResult, train_model
 from .spec import BaselineSpec, register_baseline
 
 WEIGHT_DECAY = 5e-3  # Adam's L2 term in get_model("morphformer")
@@ -185,10 +185,11 @@ class MorphFormer(nn.Module):
 
 
 def fit_with_weight_decay(model: nn.Module, sampler: WindowSampler, index: np.ndarray, target: np.ndarray,
-                          cfg: TrainConfig, progress: bool = True) -> TrainResult:
+                          cfg: TrainConfig, progress: bool = True, checkpoint: Checkpoint | None = None
+                          ) -> TrainResult:
     """Cross-entropy with Adam at the spec's lr and batch, plus the toolbox's weight decay (5e-3)."""
     return train_model(model, sampler, index, target, dataclasses.replace(cfg, weight_decay=WEIGHT_DECAY),
-                       F.cross_entropy, progress=progress)
+                       F.cross_entropy, progress=progress, checkpoint=checkpoint)
 
 
 register_baseline(BaselineSpec(
