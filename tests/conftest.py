@@ -114,16 +114,28 @@ def tiny_scene(tiny_prompts: Path) -> Scene:
     return scene
 
 
+def _shrunk(original):  # type: ignore[no-untyped-def]
+    def small(self, scene, seed=0, epochs=None, **overrides):  # type: ignore[no-untyped-def]
+        shrunk = {"model.window": 9, "model.depth": 2, "model.heads": 4, "text.encoder": "stub"}
+        return original(self, scene, seed, epochs or 3, **{**shrunk, **overrides})
+
+    small.shrunk = True  # type: ignore[attr-defined]
+    return small
+
+
 @pytest.fixture
 def small_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every recipe of ours shrunk for the tiny scene (9x9 windows, 2 blocks of 4 heads, the stub encoder, 3 epochs
     unless a call asks for others); the baselines keep their settings (callers pass small `epochs`)."""
     from hsiclip.systems import VLMSystem
 
-    original = VLMSystem.recipe
+    monkeypatch.setattr(VLMSystem, "recipe", _shrunk(VLMSystem.recipe))
 
-    def small(self, scene, seed=0, epochs=None, **overrides):  # type: ignore[no-untyped-def]
-        shrunk = {"model.window": 9, "model.depth": 2, "model.heads": 4, "text.encoder": "stub"}
-        return original(self, scene, seed, epochs or 3, **{**shrunk, **overrides})
 
-    monkeypatch.setattr(VLMSystem, "recipe", small)
+def ray_worker_setup() -> None:
+    """What `small_recipes` and the stub encoder do, in a Ray worker process (its `worker_process_setup_hook`): a
+    monkeypatch in the test process does not reach the workers. Importing this module registers the stub."""
+    from hsiclip.systems import VLMSystem
+
+    if not getattr(VLMSystem.recipe, "shrunk", False):
+        VLMSystem.recipe = _shrunk(VLMSystem.recipe)  # type: ignore[method-assign]

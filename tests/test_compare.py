@@ -8,10 +8,10 @@ import pytest
 from conftest import REPO, make_tiny_scene
 
 import hsiclip
+from hsiclip import pipeline
 from hsiclip.cli import main
 from hsiclip.config import load_config
 from hsiclip.errors import ConfigError
-from hsiclip.experiments import compare
 from hsiclip.experiments.compare import ALL_SYSTEMS, default_epochs, recipe_changes, resolve_epochs, run_comparison
 from hsiclip.experiments.report import CSV_COLUMNS, markdown, paper_numbers, summarise, write_report
 from hsiclip.pipeline import train as real_train
@@ -60,7 +60,7 @@ def test_compare_end_to_end_on_a_tiny_scene_and_resumes(tmp_path, monkeypatch):
     assert [p.name for p in only_rf] == ["compare_tiny.md", "compare_tiny.csv"] and not paths[2].exists()
 
     # a second call with everything finished trains nothing
-    monkeypatch.setattr(compare, "train", _boom)
+    monkeypatch.setattr(pipeline, "train", _boom)
     again = run_comparison(scene, ["ssftt", "rf"], [0, 1], **kw)
     assert again == records
     # an interrupted comparison redoes only the missing pair, on the same split
@@ -70,22 +70,22 @@ def test_compare_end_to_end_on_a_tiny_scene_and_resumes(tmp_path, monkeypatch):
     trained = []
 
     def spy(scene, system, **k):
-        trained.append((system.name, k["seed"]))
+        trained.append((system, k["seed"]))
         return real_train(scene, system, **k)
 
-    monkeypatch.setattr(compare, "train", spy)
+    monkeypatch.setattr(pipeline, "train", spy)
     again = run_comparison(scene, ["ssftt", "rf"], [0, 1], **kw)
     assert trained == [("rf", 1)] and missing.is_file()
     assert [r["oa"] for r in again] == [r["oa"] for r in records]  # the random forest is seeded
     assert again[3]["n_train"] == by["rf", 1]["n_train"] and again[3]["n_test"] == by["rf", 1]["n_test"]
     # changing the epochs makes a new pair rather than reusing a record trained for another budget
-    monkeypatch.setattr(compare, "train", _boom)
+    monkeypatch.setattr(pipeline, "train", _boom)
     with pytest.raises(AssertionError, match="skipped"):
         run_comparison(scene, ["ssftt"], [0], **{**kw, "epochs": {"ssftt": 4}})
 
 
 def test_unknown_names_fail_before_any_training(tiny_scene, tmp_path, monkeypatch):
-    monkeypatch.setattr(compare, "train", _boom)
+    monkeypatch.setattr(pipeline, "train", _boom)
     work = tmp_path / "work"
     with pytest.raises(ConfigError, match="valid names"):
         run_comparison(tiny_scene, ["rf", "resnet"], [0], work_dir=work, progress=False)
@@ -187,7 +187,7 @@ def test_a_record_of_another_recipe_is_not_taken_for_a_finished_pair(tmp_path, m
     logs: list[str] = []
     kw = {"epochs": {"ours": 3}, "work_dir": tmp_path, "progress": False, "log": logs.append,
           "train_missing": False}
-    monkeypatch.setattr(compare, "train", _boom)
+    monkeypatch.setattr(pipeline, "train", _boom)
     changed = {**recipe, "model.mask_ratio": 0.5}
     assert recipe["model.mask_ratio"] != 0.5
     for stored, kept in ((recipe, True), (None, True), (changed, False)):
@@ -225,6 +225,8 @@ def test_cli_rejects_bad_arguments_before_loading_data(capsys):
     assert "--seeds expects" in capsys.readouterr().err
     assert main(["compare", "--models", "rf,resnet", "--data-dir", "/nonexistent"]) == 1
     assert "unknown system 'resnet'" in capsys.readouterr().err
+    assert main(["compare", "--models", "rf", "--executor", "dask", "--data-dir", "/nonexistent"]) == 1
+    assert "--executor must be one of auto, local, ray" in capsys.readouterr().err
 
 
 def test_cli_lists_the_systems(capsys):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from hsiclip import pipeline
 from hsiclip.cli import main
-from hsiclip.experiments import compare, figures, reproduce
+from hsiclip.experiments import figures, reproduce
 from hsiclip.experiments.catalog import EXPERIMENTS, Finding, Row
 from hsiclip.experiments.compare import resolve_epochs, run_comparison
 from hsiclip.experiments.reproduce import check_findings, experiment_names, run_rows, variant_dir
@@ -87,8 +88,7 @@ def test_table_experiment_end_to_end_resumes_without_training(tmp_path, tiny_sce
         for seed in (0, 1):
             shutil.rmtree(v / f"seed{seed}")
     with monkeypatch.context() as m:
-        m.setattr(reproduce, "train", _boom)
-        m.setattr(compare, "train", _boom)
+        m.setattr(pipeline, "train", _boom)
         again = reproduce.reproduce("loss-ablation", tiny_scene, [0, 1], **kw)
         with open(again[1]) as f:
             assert list(csv.DictReader(f)) == rows
@@ -181,7 +181,7 @@ def test_figure_experiments_on_a_tiny_scene(tmp_path, tiny_scene, text_cache, sm
                                                                           for s in heavy)
     # the map's OA is the one the comparison recorded (the runs trained for the landscape are reused)
     with monkeypatch.context() as m:
-        m.setattr(compare, "train", _boom)
+        m.setattr(pipeline, "train", _boom)
         recs = run_comparison(tiny_scene, [*vlm, "ssftt"], [0], epochs={"ssftt": 3}, work_dir=tmp_path / "compare",
                               train_missing=False, progress=False, log=lambda m: None)
     assert [r["model"] for r in recs] == [*vlm, "ssftt"]

@@ -60,6 +60,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
+Executor = Annotated[str, typer.Option(
+    help="Where the runs train: local (one after the other, here), ray (Ray tasks, one CPU each, on a local "
+         "cluster or --address), or auto (ray when more than one run is to train).")]
+Address = Annotated[str | None, typer.Option(help="Ray cluster to join (host:port of `ray start --head`, or auto); "
+                                                  "default: a local cluster.")]
+Workers = Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: one per core).")]
+
+
 def scene_for(name: str, data_dir: Path | None, download: bool, no_verify: bool, quiet: bool) -> Scene:
     from .api import load_scene
 
@@ -213,7 +221,10 @@ def predict_(
                                          "no, or auto (for scenes of 250,000 pixels or more).")] = "auto",
     device: Device = "cpu",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
-    quiet: Quiet = False,
+    executor: Annotated[str, typer.Option(help="Where the tiles are classified: local (this process) or ray (Ray "
+                                               "actors holding the model, on a local cluster or --address).")
+                        ] = "local",
+    address: Address = None, workers: Workers = None, quiet: Quiet = False,
 ) -> None:
     """Classify every pixel of a cube, tile by tile; the GeoTIFFs keep the cube's georeferencing."""
     from .data.rasters import CubeSource
@@ -222,7 +233,8 @@ def predict_(
 
     dev = resolve_device(device)
     s = predict_cube(load_run(run, dev), CubeSource(cube, cube_key), out, tile=tile, batch_size=batch_size,
-                     device=dev, progress=not quiet, overwrite=overwrite, compile=compile)
+                     device=dev, progress=not quiet, overwrite=overwrite, compile=compile, executor=executor,
+                     address=address, workers=workers)
     console.print(f"{s['pixels']:,} pixels in {s['seconds']:.1f} s ({s['pixels_per_s']:,.0f} px/s); wrote {out}/"
                   f"classes.png, classes.tif, classes.npy, confidence.tif, confidence.npy"
                   + ("" if s["georeferenced"] else " (the cube has no georeferencing, so neither do the GeoTIFFs)"))
@@ -284,10 +296,11 @@ def compare(
     no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate the finished (system, seed) pairs.")
                         ] = False,
     data_dir: DataDir = None, device: Device = "cpu", download: Download = False, no_verify: NoVerify = False,
-    quiet: Quiet = False,
+    executor: Executor = "auto", address: Address = None, workers: Workers = None, quiet: Quiet = False,
 ) -> None:
     """Train every system on the same splits; write the comparison table, CSV and OA-vs-FLOPs figure."""
     from .data.protocols import PROTOCOLS
+    from .executor import resolve_executor
     from .experiments.compare import ALL_SYSTEMS, compare_protocols
     from .paths import cache_dir
     from .systems import get_system
@@ -304,13 +317,15 @@ def compare(
     for p in protocols:
         PROTOCOLS.get(p)
     seed_list = _parse_seeds(seeds)
+    resolve_executor(executor, 0)  # a bad name fails before the data loads
     dev = resolve_device(device)
     data = scene_for(scene, data_dir, download, no_verify, quiet)
     paths = compare_protocols(data, names, seed_list, protocols, fraction=fraction,
                               epochs=_parse_epochs(epochs or []), max_epochs=max_epochs, work_dir=work_dir,
                               out=out, device=dev, cache_dir=cache_dir(), progress=not quiet, log=_dim_log(quiet),
                               train_missing=not no_train, window=window, notes=note or [],
-                              command="hsiclip " + shlex.join(STATE["argv"]))
+                              command="hsiclip " + shlex.join(STATE["argv"]), executor=executor, address=address,
+                              workers=workers)
     console.print("wrote " + ", ".join(str(x) for x in paths))
 
 
@@ -331,10 +346,11 @@ def reproduce(
     list_: Annotated[bool, typer.Option("--list", help="List the experiments and exit.")] = False,
     no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate what is already trained.")] = False,
     data_dir: DataDir = None, device: Device = "cpu", download: Download = False, no_verify: NoVerify = False,
-    quiet: Quiet = False,
+    executor: Executor = "auto", address: Address = None, workers: Workers = None, quiet: Quiet = False,
 ) -> None:
     """Reproduce one of the paper's tables or figures; results are cached per (config, seed)."""
     from .experiments.reproduce import EXPERIMENTS, experiment_names
+    from .executor import resolve_executor
     from .experiments.reproduce import reproduce as run_experiment
     from .paths import cache_dir
 
@@ -346,13 +362,14 @@ def reproduce(
         return
     EXPERIMENTS.get(name)
     seed_list = _parse_seeds(seeds)
+    resolve_executor(executor, 0)
     dev = resolve_device(device)
     data = scene_for(scene, data_dir, download, no_verify, quiet)
     paths = run_experiment(name, data, seed_list, out_dir=out, work_dir=work_dir, compare_dir=compare_dir,
                            command="hsiclip " + shlex.join(STATE["argv"]), epochs=_parse_epochs(epochs or []),
                            skip=[s.strip() for item in skip or [] for s in item.split(",") if s.strip()],
                            device=dev, cache_dir=cache_dir(), progress=not quiet, train_missing=not no_train,
-                           log=_dim_log(quiet))
+                           log=_dim_log(quiet), executor=executor, address=address, workers=workers)
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -94,47 +94,82 @@ def classify_stem_map(net: torch.nn.Module, stem_map: torch.Tensor, offsets: tor
     return torch.cat(preds).cpu().numpy(), torch.cat(confs).cpu().numpy()
 
 
+class TileClassifier:
+    """A run's model ready to classify tiles: `(block, rows, cols) -> (pred, conf)` for the windows whose top-left
+    pixels are (rows, cols) of a raw cube `block` (a tile and its halo). Built once per process (or Ray actor)."""
+
+    def __init__(self, run: TrainedClassifier, batch_size: int = 64, device: str = "cpu", compile: bool = False):
+        self.run, self.batch_size, self.device = run, batch_size, device
+        self.model = run.model.to(device).eval()
+        self.by_stem = isinstance(self.model, StemMapClassifier)
+        r = run.window // 2
+        if self.by_stem:
+            self.offsets = self.model.stem_offsets().to(device)  # (N, 2)
+            self.net = for_inference(StemTokens(self.model), torch.zeros(len(self.offsets), self.model.stem_width,
+                                                                         device=device), batch_size, compile=compile)
+        else:
+            example = torch.zeros(2 * r + 1, 2 * r + 1, run.preprocess.channels, device=device)
+            self.net = for_inference(self.model, example, batch_size, compile=compile)
+
+    def __call__(self, item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        block, rows, cols = item
+        with torch.inference_mode():
+            sampler = WindowSampler(self.run.preprocess.transform(block), 2 * (self.run.window // 2) + 1,
+                                    self.device)
+            if self.by_stem:  # the window of pixel (row, col) starts at (row, col) of the padded tile
+                return classify_stem_map(self.net, self.model.stem_map(sampler.padded), self.offsets, rows, cols,
+                                         self.batch_size)
+            return predict(self.net, sampler, (rows * block.shape[1] + cols).reshape(-1), self.batch_size,
+                           progress=False)
+
+
+def tiles(shape: tuple[int, ...], tile: int, window: int) -> Iterator[tuple[Tile, Tile]]:
+    """Each tile (rows r0:r1, columns c0:c1), row by row, and its block: the tile and a halo of half a window,
+    clipped to the scene (zero padding beyond it)."""
+    if tile < 1:
+        raise DataError(f"--tile must be positive (got {tile})")
+    h, w, r = shape[0], shape[1], window // 2
+    for r0 in range(0, h, tile):
+        r1 = min(h, r0 + tile)
+        for c0 in range(0, w, tile):
+            c1 = min(w, c0 + tile)
+            yield (r0, r1, c0, c1), (max(0, r0 - r), min(h, r1 + r), max(0, c0 - r), min(w, c1 + r))
+
+
 def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, tile: int = 256, batch_size: int = 64,
-                   device: str = "cpu", compile: bool = False, progress: bool = False
+                   device: str = "cpu", compile: bool = False, progress: bool = False, executor: str = "local",
+                   address: str | None = None, workers: int | None = None
                    ) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
     """Per tile, row by row: its rows and columns, and the class (0..C-1) and confidence of each of its pixels.
 
     Stem-map classifiers (our models) run their stem once per tile (`StemMapClassifier.stem_map`) and gather each
     window's tokens from it: neighbouring windows share them, so this skips most of the stem's work (the same
     outputs: tested). Other models classify window by window. `compile`: through `models.inference.for_inference`.
+    `executor="ray"`: the tiles (with their halo) go to Ray actors that each hold the model once
+    (`executor.ordered_map`), a bounded number in flight; the results come back here in the same order.
     """
-    if tile < 1:
-        raise DataError(f"--tile must be positive (got {tile})")
     h, w, _ = cube.shape
-    r = run.window // 2
-    model = run.model.to(device).eval()
-    by_stem = isinstance(model, StemMapClassifier)
-    if by_stem:
-        offsets = model.stem_offsets().to(device)  # (N, 2)
-        net = for_inference(StemTokens(model), torch.zeros(len(offsets), model.stem_width, device=device),
-                            batch_size, compile=compile)
+    grid = list(tiles(cube.shape, tile, run.window))
+
+    def items() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for (r0, r1, c0, c1), (a0, a1, b0, b1) in grid:
+            rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+            yield cube.read(a0, a1, b0, b1), rows, cols
+
+    if executor == "ray":
+        from .executor import ordered_map
+
+        def build() -> TileClassifier:  # runs in each actor
+            return TileClassifier(run, batch_size, device, compile)
+
+        results: Iterator[tuple[np.ndarray, np.ndarray]] = ordered_map(build, items(), address=address,
+                                                                       workers=workers)
     else:
-        example = torch.zeros(2 * r + 1, 2 * r + 1, run.preprocess.channels, device=device)
-        net = for_inference(model, example, batch_size, compile=compile)
-    bar = tqdm(total=h * w, desc="predict", unit="px", unit_scale=True, disable=not progress, smoothing=0.1)
-    with torch.inference_mode():
-        for r0 in range(0, h, tile):
-            r1 = min(h, r0 + tile)
-            for c0 in range(0, w, tile):
-                c1 = min(w, c0 + tile)
-                # the tile and a halo of half a window, clipped to the scene (zero padding beyond it)
-                a0, a1, b0, b1 = max(0, r0 - r), min(h, r1 + r), max(0, c0 - r), min(w, c1 + r)
-                sampler = WindowSampler(run.preprocess.transform(cube.read(a0, a1, b0, b1)), 2 * r + 1, device)
-                rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
-                if by_stem:  # the window of pixel (row, col) starts at (row, col) of the padded tile
-                    smap = model.stem_map(sampler.padded)
-                    pred, conf = classify_stem_map(net, smap, offsets, rows, cols, batch_size)
-                else:
-                    index = (rows * (b1 - b0) + cols).reshape(-1)
-                    pred, conf = predict(net, sampler, index, batch_size, progress=False)
-                bar.update(pred.size)
-                yield (r0, r1, c0, c1), pred.reshape(r1 - r0, c1 - c0), conf.reshape(r1 - r0, c1 - c0)
-    bar.close()
+        results = map(TileClassifier(run, batch_size, device, compile), items())
+    with tqdm(total=h * w, desc="predict", unit="px", unit_scale=True, disable=not progress, smoothing=0.1) as bar:
+        for ((r0, r1, c0, c1), _), (pred, conf) in zip(grid, results, strict=True):
+            bar.update(pred.size)
+            yield (r0, r1, c0, c1), pred.reshape(r1 - r0, c1 - c0), conf.reshape(r1 - r0, c1 - c0)
 
 
 def _geotiff(path: Path, h: int, w: int, dtype: str, cube: CubeSource, tile: int) -> Any:
@@ -160,7 +195,8 @@ def _write_strip(folder: Path, r0: int, r1: int, strips: dict[str, np.ndarray], 
         tifs[name].write(strip, 1, window=Window(0, r0, strip.shape[1], r1 - r0))
 
 
-def _check_request(run: TrainedClassifier, cube: CubeSource, out_dir: Path, compile: str, overwrite: bool) -> None:
+def _check_request(run: TrainedClassifier, cube: CubeSource, out_dir: Path, compile: str, overwrite: bool,
+                   executor: str = "local") -> None:
     if cube.shape[2] != run.preprocess.bands:
         raise DataError(f"{cube.path}: the cube has {cube.shape[2]} bands but the run was trained on "
                         f"{run.preprocess.bands}; predict with a run trained on this sensor's bands")
@@ -168,20 +204,24 @@ def _check_request(run: TrainedClassifier, cube: CubeSource, out_dir: Path, comp
         raise DataError(f"{out_dir} exists and is not empty; choose another --out or add --overwrite")
     if compile not in ("auto", "yes", "no"):
         raise DataError(f"--compile must be auto, yes or no (got {compile!r})")
+    if executor not in ("local", "ray"):
+        raise DataError(f"--executor must be local or ray (got {executor!r})")
 
 
 def predict_cube(run: TrainedClassifier, cube: CubeSource, out_dir: Path, *, tile: int = 256, batch_size: int = 64,
                  device: str = "cpu", progress: bool = True, overwrite: bool = False,
-                 compile: str = "auto") -> dict[str, Any]:
+                 compile: str = "auto", executor: str = "local", address: str | None = None,
+                 workers: int | None = None) -> dict[str, Any]:
     """Write `out_dir`/classes.{npy,tif,png} (labels 1..C) and confidence.{npy,tif} (softmax of the chosen class)
     for every pixel of `cube`; return a summary (pixels, seconds, pixels/s). Nothing is left half-written.
 
     `compile`: "yes" runs the model through `models.inference.for_inference` (heads-last attention, TorchInductor,
     on the CPU only), "no" runs it as trained, "auto" compiles for scenes of `COMPILE_FROM` pixels or more. Small
     batches keep the activations in cache: compiled, on one thread, 64 windows measured fastest of 32 to 512.
+    `executor="ray"` classifies the tiles on Ray actors (`classify_tiles`); the outputs are written here, the same.
     """
     out_dir = Path(out_dir)
-    _check_request(run, cube, out_dir, compile, overwrite)
+    _check_request(run, cube, out_dir, compile, overwrite, executor)
     h, w, b = cube.shape
     c = len(run.class_names)
     dtype = np.uint8 if c < 256 else np.uint16
@@ -199,7 +239,8 @@ def predict_cube(run: TrainedClassifier, cube: CubeSource, out_dir: Path, *, til
                 strips: dict[str, np.ndarray] = {}
                 for (r0, r1, c0, c1), pred, conf in classify_tiles(run, cube, tile=tile, batch_size=batch_size,
                                                                    device=device, compile=compiled,
-                                                                   progress=progress):
+                                                                   progress=progress, executor=executor,
+                                                                   address=address, workers=workers):
                     if c0 == 0:
                         strips = {"classes": np.empty((r1 - r0, w), dtype=dtype),
                                   "confidence": np.empty((r1 - r0, w), dtype=np.float32)}
@@ -212,7 +253,7 @@ def predict_cube(run: TrainedClassifier, cube: CubeSource, out_dir: Path, *, til
         palette_png(classes, c, tmp / "classes.png")
         counts = np.bincount(classes.reshape(-1), minlength=c + 1)[1:]
         summary = {"cube": str(cube.path), "shape": [h, w, b], "pixels": h * w, "seconds": seconds,
-                   "pixels_per_s": h * w / seconds, "tile": tile, "batch_size": batch_size,
+                   "pixels_per_s": h * w / seconds, "tile": tile, "batch_size": batch_size, "executor": executor,
                    "compiled": compiled, "stem_per_tile": isinstance(run.model, StemMapClassifier),
                    "georeferenced": cube.georef.present, "class_names": list(run.class_names),
                    "pixels_per_class": {n: int(k) for n, k in zip(run.class_names, counts, strict=True)}}

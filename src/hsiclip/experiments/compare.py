@@ -12,16 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ..data.protocols import PROTOCOLS, protocol_tag
 from ..data.scenes import Scene
 from ..data.splits import Split
 from ..efficiency import machine
 from ..errors import ConfigError
-from ..pipeline import train
 from ..records import RecordStore
 from ..systems import COMPARISON, get_system
+from .runner import Job, execute
 
 ALL_SYSTEMS = COMPARISON  # `hsiclip compare --models all`, in table order
 
@@ -98,17 +96,12 @@ def _finished(store: RecordStore, stem: Path, recipe: dict[str, Any], label: str
     return None
 
 
-def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",
-                   fraction: float = 0.1, epochs: dict[str, int] | None = None, max_epochs: int | None = None,
-                   work_dir: Path = Path("runs/compare"), device: str = "cpu", cache_dir: Path | None = None,
-                   progress: bool = True, log: Callable[[str], None] = print, train_missing: bool = True,
-                   window: int | None = None) -> list[dict[str, Any]]:
-    """Train every (system, seed) pair that has no record yet; return all their records.
-
-    All systems see the same split for a given seed. `train_missing=False` only collects the finished pairs.
-    `window` is a leak-free protocol's margin window (default `LEAKFREE_WINDOW`); systems reading a larger window
-    are left out of that protocol, with a log line.
-    """
+def plan_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",
+                    fraction: float = 0.1, epochs: dict[str, int] | None = None, max_epochs: int | None = None,
+                    work_dir: Path = Path("runs/compare"), cache_dir: Path | None = None,
+                    log: Callable[[str], None] = print, train_missing: bool = True, window: int | None = None
+                    ) -> tuple[list[Path], list[Job]]:
+    """The record stems of every (system, seed) pair in table order, and the jobs for the pairs to train."""
     proto = PROTOCOLS.get(protocol)
     systems = {n: get_system(n) for n in names}  # fail on any unknown name before training anything
     tag, window = protocol_tag(protocol, window)
@@ -118,32 +111,48 @@ def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, 
         raise ConfigError(f"epochs given for {sorted(unknown)}, which are not compared here")
     store = RecordStore(work_dir)
     splits: dict[int, Split] = {}
-    records = []
-    for name, seed in tqdm([(n, s) for n in names for s in seeds], desc="compare", unit="run",
-                           disable=not progress):
+    stems, jobs = [], []
+    for name, seed in [(n, s) for n in names for s in seeds]:
         system = systems[name]
         n_epochs = resolve_epochs(name, scene.name, epochs, max_epochs)
         stem = store.stem(scene.name, tag, fraction, name, seed, n_epochs)
         recipe = system.flat_recipe(system.recipe(scene.name, seed=seed, epochs=n_epochs))
-        done = _finished(store, stem, recipe, f"{system.label}, seed {seed}", train_missing, log)
-        if done is not None:
-            records.append(done)
+        label = f"{system.label}, seed {seed}"
+        if _finished(store, stem, recipe, label, train_missing, log) is not None:
+            stems.append(stem)
             continue
         if not train_missing:
             if store.load(stem) is None:
-                log(f"{system.label}, seed {seed}: not run yet ({n_epochs or '-'} epochs), left out")
+                log(f"{label}: not run yet ({n_epochs or '-'} epochs), left out")
             continue
         if seed not in splits:
             splits[seed] = proto.split(scene, seed, fraction, window, None)
-        log(f"{system.label}, seed {seed}: {n_epochs or '-'} epochs")
-        run = train(scene, system, seed=seed, protocol=protocol, split=splits[seed], fraction=fraction,
-                    window=window or None, epochs=n_epochs, device=device, progress=progress, cache_dir=cache_dir)
-        run.save(stem)
-        assert run.record is not None
-        store.save(stem, run.record)
-        log(f"{system.label}, seed {seed}: OA {run.record['oa']:.2f}%, train {run.record['train_s']:.1f} s")
-        records.append(run.record)
-    return records
+        stems.append(stem)
+        jobs.append(Job(stem, name, seed, label, {"protocol": protocol, "split": splits[seed], "fraction": fraction,
+                                                  "window": window or None, "epochs": n_epochs,
+                                                  "cache_dir": cache_dir}))
+    return stems, jobs
+
+
+def run_comparison(scene: Scene, names: Sequence[str], seeds: Sequence[int], *, protocol: str = "paper",
+                   fraction: float = 0.1, epochs: dict[str, int] | None = None, max_epochs: int | None = None,
+                   work_dir: Path = Path("runs/compare"), device: str = "cpu", cache_dir: Path | None = None,
+                   progress: bool = True, log: Callable[[str], None] = print, train_missing: bool = True,
+                   window: int | None = None, executor: str = "local", address: str | None = None,
+                   workers: int | None = None) -> list[dict[str, Any]]:
+    """Train every (system, seed) pair that has no record yet; return all their records, in table order.
+
+    All systems see the same split for a given seed. `train_missing=False` only collects the finished pairs.
+    `window` is a leak-free protocol's margin window (default `LEAKFREE_WINDOW`); systems reading a larger window
+    are left out of that protocol, with a log line. `executor`, `address`, `workers`: where the pairs train
+    (`runner.execute`); the records are the same whichever runs them.
+    """
+    stems, jobs = plan_comparison(scene, names, seeds, protocol=protocol, fraction=fraction, epochs=epochs,
+                                  max_epochs=max_epochs, work_dir=work_dir, cache_dir=cache_dir, log=log,
+                                  train_missing=train_missing, window=window)
+    execute(jobs, scene, executor=executor, address=address, workers=workers, device=device, progress=progress,
+            log_line=log)
+    return [r for r in (RecordStore.load(stem) for stem in stems) if r is not None]
 
 
 def _measured_on(records: Sequence[dict[str, Any]]) -> str:

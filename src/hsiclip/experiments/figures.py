@@ -38,7 +38,8 @@ def _trained(scene: Scene, systems: Sequence[str], seeds: Sequence[int], kw: dic
     epochs = kw["epochs"] or {}
     records = run_comparison(scene, systems, seeds, epochs={k: v for k, v in epochs.items() if k in systems},
                              work_dir=kw["compare_dir"], device=kw["device"], cache_dir=kw["cache_dir"],
-                             progress=kw["progress"], log=kw["log"], train_missing=kw["train_missing"])
+                             progress=kw["progress"], log=kw["log"], train_missing=kw["train_missing"],
+                             executor=kw["executor"], address=kw["address"], workers=kw["workers"])
     store = RecordStore(kw["compare_dir"])
     out = {}
     for r in records:

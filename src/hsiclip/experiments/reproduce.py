@@ -24,15 +24,14 @@ import numpy as np
 
 from ..data.scenes import Scene
 from ..efficiency import machine
-from ..errors import EncoderUnavailableError
-from ..pipeline import train
 from ..records import RecordStore
 from ..systems import get_system
 from ..text.encoders import ENCODERS, encoder_available
 from . import figures  # noqa: F401  (registers the figure experiments)
 from .catalog import EXPERIMENTS, Experiment, Finding, Row, register
-from .compare import recipe_changes, run_comparison
+from .compare import plan_comparison, recipe_changes
 from .report import mean_std, paper_numbers
+from .runner import Job, execute
 
 
 def recipe(system: str, scene: str) -> Any:
@@ -172,54 +171,71 @@ def variant_dir(work_dir: Path, scene: str, row: Row) -> Path:
                                                                      f"-frac{row.fraction:g}"))
 
 
-def _variant_record(scene: Scene, row: Row, seed: int, work_dir: Path, *, device: str, cache_dir: Path | None,
-                    progress: bool, train_missing: bool) -> dict[str, Any] | None:
-    """Train (or reload) our recipe with the row's config changes for one seed, on the comparison's split."""
-    run_dir = variant_dir(work_dir, scene.name, row) / f"seed{seed}"
-    record = RecordStore.load(run_dir)  # the record beside the run folder, kept when the folder is not
+def _variant_jobs(scene: Scene, row: Row, seeds: Sequence[int], work_dir: Path, cache_dir: Path | None
+                  ) -> tuple[list[Path], list[Job]]:
+    """Our recipe with the row's config changes, per seed on the comparison's split: the record stems, and the jobs
+    for the seeds without a record of the current recipe."""
     system = get_system(row.system)
-    current = system.flat_recipe(system.recipe(scene.name, seed=seed, **dict(row.overrides)))
-    if record is not None and not recipe_changes(record.get("recipe"), current):
-        return record
-    if not train_missing:
+    stems, jobs = [], []
+    for seed in seeds:
+        run_dir = variant_dir(work_dir, scene.name, row) / f"seed{seed}"
+        stems.append(run_dir)
+        record = RecordStore.load(run_dir)  # the record beside the run folder, kept when the folder is not
+        current = system.flat_recipe(system.recipe(scene.name, seed=seed, **dict(row.overrides)))
+        if record is None or recipe_changes(record.get("recipe"), current):
+            jobs.append(Job(run_dir, row.system, seed, f"{row.label}, seed {seed}",
+                            {"fraction": row.fraction, "cache_dir": cache_dir, **dict(row.overrides)}))
+    return stems, jobs
+
+
+def _current(stem: Path, system: str, scene: str, seed: int, overrides: dict[str, Any]) -> dict[str, Any] | None:
+    record = RecordStore.load(stem)
+    s = get_system(system)
+    if record is None or recipe_changes(record.get("recipe"), s.flat_recipe(s.recipe(scene, seed=seed,
+                                                                                       **overrides))):
         return None
-    run = train(scene, row.system, seed=seed, fraction=row.fraction, device=device, progress=progress,
-                cache_dir=cache_dir, **dict(row.overrides))
-    run.save(run_dir)
-    assert run.record is not None
-    RecordStore.save(run_dir, run.record)
-    return run.record
+    return record
 
 
 def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_dir: Path, compare_dir: Path,
              epochs: dict[str, int] | None = None, skip: Sequence[str] = (), device: str = "cpu",
              cache_dir: Path | None = None, progress: bool = True, train_missing: bool = True,
-             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Per row: its per-seed records (trained where missing) and a status ("" when every seed is there)."""
+             log: Callable[[str], None] = print, executor: str = "local", address: str | None = None,
+             workers: int | None = None) -> list[dict[str, Any]]:
+    """Per row: its per-seed records (trained where missing) and a status ("" when every seed is there).
+
+    Every row's missing runs are planned first and trained together (`runner.execute`: one after the other, or
+    side by side on Ray), then each row collects its records."""
     for row in rows:
         get_system(row.system)
+    plans: dict[int, list[Path]] = {}
+    jobs: list[Job] = []
+    for k, row in enumerate(rows):
+        if row.system in skip:
+            continue
+        if row.overrides:
+            plans[k], todo = _variant_jobs(scene, row, seeds, work_dir, cache_dir)
+        else:
+            plans[k], todo = plan_comparison(scene, [row.system], seeds, fraction=row.fraction,
+                                             epochs={n: e for n, e in (epochs or {}).items() if n == row.system},
+                                             work_dir=compare_dir, cache_dir=cache_dir, log=log,
+                                             train_missing=train_missing)
+        jobs += todo if train_missing else []
+    unique = list({job.stem: job for job in jobs}.values())  # rows may share a comparison pair
+    execute(unique, scene, executor=executor, address=address, workers=workers, device=device, progress=progress,
+            log_line=log)
     out = []
-    for row in rows:
+    for k, row in enumerate(rows):
         if row.system in skip:
             out.append({"row": row, "records": [], "status": "skipped here (--skip)"})
             continue
-        records: list[dict[str, Any]] = []
+        if row.overrides:
+            found = [_current(stem, row.system, scene.name, seed, dict(row.overrides))
+                     for stem, seed in zip(plans[k], seeds, strict=True)]
+        else:
+            found = [RecordStore.load(stem) for stem in plans[k]]
+        records = [r for r in found if r is not None]
         status = ""
-        try:
-            if row.overrides:
-                for seed in seeds:
-                    r = _variant_record(scene, row, seed, work_dir, device=device, cache_dir=cache_dir,
-                                        progress=progress, train_missing=train_missing)
-                    if r is not None:
-                        records.append(r)
-            else:
-                records = run_comparison(scene, [row.system], seeds, fraction=row.fraction,
-                                         epochs={k: v for k, v in (epochs or {}).items() if k == row.system},
-                                         work_dir=compare_dir, device=device, cache_dir=cache_dir,
-                                         progress=progress, log=log, train_missing=train_missing)
-        except EncoderUnavailableError as e:
-            status = "not available here"
-            log(f"{row.label}: {e}")
         encoder = dict(row.overrides).get("text.encoder")
         if not records and encoder is not None and not encoder_available(encoder):
             status = "not available here"
@@ -345,13 +361,16 @@ def output_stem(out_dir: Path, name: str, scene: str) -> Path:
 def reproduce(name: str, scene: Scene, seeds: Sequence[int], *, out_dir: Path, work_dir: Path, compare_dir: Path,
               command: str, epochs: dict[str, int] | None = None, skip: Sequence[str] = (), device: str = "cpu",
               cache_dir: Path | None = None, progress: bool = True, train_missing: bool = True,
-              log: Callable[[str], None] = print) -> list[Path]:
-    """Run experiment `name` (training what is missing) and write its md/csv/png; return the paths written."""
+              log: Callable[[str], None] = print, executor: str = "local", address: str | None = None,
+              workers: int | None = None) -> list[Path]:
+    """Run experiment `name` (training what is missing) and write its md/csv/png; return the paths written.
+    `executor`, `address`, `workers`: where the missing runs train (`runner.execute`)."""
     exp = EXPERIMENTS.get(name)
     stem = output_stem(out_dir, name, scene.name)
     stem.parent.mkdir(parents=True, exist_ok=True)
     kw = {"work_dir": work_dir, "compare_dir": compare_dir, "epochs": epochs, "skip": skip, "device": device,
-          "cache_dir": cache_dir, "progress": progress, "train_missing": train_missing, "log": log}
+          "cache_dir": cache_dir, "progress": progress, "train_missing": train_missing, "log": log,
+          "executor": executor, "address": address, "workers": workers}
     t0 = time.perf_counter()
     if exp.figure is not None:
         paths = exp.figure(scene, seeds, stem=stem, command=command, **kw)
