@@ -1,13 +1,20 @@
-"""The same comparison and the same scene map, in one process and on a local Ray cluster: wall time and equality.
+"""Scale-out on Ray: a comparison and a scene map in one process and on a local Ray cluster, Ray's overhead, and a
+killed run's resume.
 
     python benchmarks/scale_out.py --data-dir ../shared/data --workers 2 --out results/scale_out.md
 
-Comparison: `run_comparison` on Indian Pines under the paper's protocol for `--models` x `--seeds` with the epochs
-of `--epochs` (a speed measurement: the epochs are cut so that it runs in minutes; no accuracy is reported), first
-`--executor local` (one after the other, one thread), then `--executor ray` with `--workers` CPUs, each into its own
-fresh work dir. Predict: `predict_cube` of a model trained for 1 epoch on Indian Pines over a synthetic cube of
-`--size`² pixels with Indian Pines' 200 bands, eager, 64² tiles, locally and on `--workers` Ray actors. Both report
-wall seconds (Ray's start included), the speed-up, and whether the records' metrics and the maps are identical.
+- **Comparison**: `run_comparison` on Indian Pines under the paper's protocol for `--models` x `--seeds` with the
+  epochs of `--epochs` (cut so that it runs in minutes: a speed measurement, no accuracy is reported), first with
+  `executor="local"` (one after the other, one thread), then on Ray with `--workers` CPUs, each into a fresh work
+  dir; wall seconds (Ray's start included), and whether every record's metrics are identical.
+- **Ray's overhead**: the seconds to start a local cluster, and the round trip of an empty task (mean of 200).
+- **Resume**: SSFTT for `--resume-epochs` epochs in a child process that is killed (SIGKILL) at the end of epoch
+  `--kill-after`; a second run resumes from the last checkpoint (every 5 epochs, as `compare` writes them). Reported:
+  the epochs recomputed after the kill, and whether the resumed run's metrics equal an uninterrupted run's.
+- **Predict**: the paper's model (trained 1 epoch) over a synthetic `--size`² cube with Indian Pines' 200 bands,
+  compiled as `hsiclip predict` does at that size, 256² tiles, on Ray with 1 and with `--workers` actors: pixels/s
+  (the actors' start and compile included) and each worker's peak resident memory after its first tile and at the
+  end (flat memory: the two agree).
 """
 
 from __future__ import annotations
@@ -15,6 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,69 +34,176 @@ import numpy as np
 import torch
 
 METRICS = ("oa", "aa", "kappa", "per_class", "confusion", "trainable_params", "flops", "n_train", "n_test")
+CHILD = """
+import sys, torch
+torch.set_num_threads(1)
+import hsiclip
+from hsiclip import engine
+save = engine.Checkpoint.save
+def announce(self, epoch, *a, **k):
+    save(self, epoch, *a, **k)
+    print(epoch, flush=True)
+engine.Checkpoint.save = announce
+scene = hsiclip.load_scene("indian_pines", data_dir=sys.argv[1] or None)
+hsiclip.train(scene, "ssftt", epochs=int(sys.argv[2]), progress=False, checkpoint=sys.argv[3])
+"""
+
+
+def comparison(scene, args: argparse.Namespace, tmp: Path) -> dict:
+    from hsiclip.experiments.compare import run_comparison
+
+    names, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
+    epochs = {k: int(v) for k, v in (item.split("=") for item in args.epochs.split(",") if item)}
+    out = {}
+    for ex in ("local", "ray"):
+        t0 = time.perf_counter()
+        out[ex] = run_comparison(scene, names, seeds, epochs=epochs, work_dir=tmp / ex, progress=False,
+                                 log=lambda m: None, executor=ex, workers=args.workers)
+        out[ex + "_s"] = time.perf_counter() - t0
+        print("compare", ex, f"{out[ex + '_s']:.1f} s", flush=True)
+    out["same"] = all({k: a[k] for k in METRICS} == {k: b[k] for k in METRICS}
+                      for a, b in zip(out["local"], out["ray"], strict=True))
+    return out
+
+
+def overhead(args: argparse.Namespace) -> dict:
+    from hsiclip.executor import ray_session
+
+    t0 = time.perf_counter()
+    with ray_session(workers=args.workers) as ray:
+        start = time.perf_counter() - t0
+        noop = ray.remote(num_cpus=1)(lambda: None)
+        ray.get([noop.remote() for _ in range(20)])  # workers up
+        t = time.perf_counter()
+        ray.get([noop.remote() for _ in range(200)])
+        per_task = (time.perf_counter() - t) / 200
+    return {"start_s": start, "task_ms": per_task * 1e3}
+
+
+def resume(scene, args: argparse.Namespace, tmp: Path) -> dict:
+    import hsiclip
+
+    ckpt = tmp / "ssftt.ckpt.pt"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(args.data_dir or ""), str(args.resume_epochs),
+                              str(ckpt)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if int(line) == args.kill_after:
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait()
+    saved = torch.load(ckpt, weights_only=False)["epoch"]
+    resumed = hsiclip.train(scene, "ssftt", epochs=args.resume_epochs, progress=False, checkpoint=ckpt)
+    whole = hsiclip.train(scene, "ssftt", epochs=args.resume_epochs, progress=False)
+    same = all(resumed.record[k] == whole.record[k] for k in METRICS) and [h["loss"] for h in resumed.history] == [
+        h["loss"] for h in whole.history]
+    print("resume", saved, same, flush=True)
+    return {"killed_after": args.kill_after, "saved": saved, "recomputed": args.kill_after - saved, "same": same}
+
+
+def _classifier_with_memory(run):
+    """A factory for `ordered_map`: the tile classifier, returning the actor's peak RSS (MB) with each result."""
+    from hsiclip.predict import TileClassifier
+
+    def build():
+        classify = TileClassifier(run, 64, "cpu", compile=True)
+        return lambda item: (*classify(item), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, os.getpid())
+
+    return build
+
+
+def predict(scene, args: argparse.Namespace) -> dict:
+    import hsiclip
+    from hsiclip.executor import ordered_map
+    from hsiclip.predict import tiles
+
+    run = hsiclip.train(scene, "ours", epochs=1, progress=False)
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(8, 200)).astype(np.float32)
+    cube = np.empty((args.size, args.size, 200), dtype=np.int16)
+    for r0 in range(0, args.size, 64):
+        cube[r0 : r0 + 64] = (1000 + 300 * rng.random((min(64, args.size - r0), args.size, 8), dtype=np.float32)
+                              @ basis).astype(np.int16)
+    out = {}
+    for n in (1, args.workers):
+        def items():
+            for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles(cube.shape, 256, run.window):
+                rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+                yield cube[a0:a1, b0:b1], rows, cols
+
+        t0 = time.perf_counter()
+        first, last, pixels, maps = {}, {}, 0, []
+        for pred, _, rss, pid in ordered_map(_classifier_with_memory(run), items(), workers=n):
+            first.setdefault(pid, rss)
+            last[pid] = rss
+            pixels += pred.size
+            maps.append(pred)
+        seconds = time.perf_counter() - t0
+        out[n] = {"px_s": pixels / seconds, "seconds": seconds, "first_mb": first, "last_mb": last, "maps": maps}
+        print("predict", n, f"{pixels / seconds:.0f} px/s", flush=True)
+    out["same"] = all(np.array_equal(a, b) for a, b in zip(out[1]["maps"], out[args.workers]["maps"], strict=True))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=None)
-    ap.add_argument("--models", default="rf,svm,ssftt")
+    ap.add_argument("--models", default="rf,svm,forward_forward,cnn2d,ssftt,ours")
     ap.add_argument("--seeds", default="0,1,2,3")
-    ap.add_argument("--epochs", default="ssftt=5")
+    ap.add_argument("--epochs", default="forward_forward=10,cnn2d=10,ssftt=5,ours=5")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--resume-epochs", type=int, default=12)
+    ap.add_argument("--kill-after", type=int, default=7)
+    ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--out", type=Path, default=Path("results/scale_out.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     import hsiclip
-    from hsiclip.data.rasters import ArraySource
     from hsiclip.efficiency import machine
-    from hsiclip.experiments.compare import run_comparison
-    from hsiclip.predict import predict_cube
     from hsiclip.records import code_version
 
     scene = hsiclip.load_scene("indian_pines", data_dir=args.data_dir)
-    names = args.models.split(",")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    epochs = {k: int(v) for k, v in (item.split("=") for item in args.epochs.split(",") if item)}
     load0 = os.getloadavg()
-    walls, recs = {}, {}
     with tempfile.TemporaryDirectory(prefix="hsiclip-scale-") as tmp:
-        for ex in ("local", "ray"):
-            t0 = time.perf_counter()
-            recs[ex] = run_comparison(scene, names, seeds, epochs=epochs, work_dir=Path(tmp) / ex, progress=False,
-                                      log=lambda m: None, executor=ex, workers=args.workers)
-            walls[ex] = time.perf_counter() - t0
-            print(ex, f"{walls[ex]:.1f} s", flush=True)
-        same = all({k: a[k] for k in METRICS} == {k: b[k] for k in METRICS}
-                   for a, b in zip(recs["local"], recs["ray"], strict=True))
-        run = hsiclip.train(scene, "ours", epochs=1, progress=False)
-        rng = np.random.default_rng(0)
-        cube = (1000 + 300 * rng.random((args.size, args.size, 8), dtype=np.float32)
-                @ rng.normal(size=(8, 200)).astype(np.float32)).astype(np.int16)
-        pwall = {}
-        for ex in ("local", "ray"):
-            t0 = time.perf_counter()
-            predict_cube(run, ArraySource(cube), Path(tmp) / f"pred_{ex}", tile=64, progress=False, compile="no",
-                         executor=ex, workers=args.workers)
-            pwall[ex] = time.perf_counter() - t0
-            print("predict", ex, f"{pwall[ex]:.1f} s", flush=True)
-        same_map = all(np.array_equal(np.load(Path(tmp) / "pred_local" / n), np.load(Path(tmp) / "pred_ray" / n))
-                       for n in ("classes.npy", "confidence.npy"))
+        cmp = comparison(scene, args, Path(tmp))
+        ovh = overhead(args)
+        res = resume(scene, args, Path(tmp))
+        pre = predict(scene, args)
+    w = args.workers
     cmd = ("python benchmarks/scale_out.py" + (" --data-dir ../shared/data" if args.data_dir else "")
-           + f" --models {args.models} --seeds {args.seeds} --epochs {args.epochs} --workers {args.workers}"
-           + f" --size {args.size}")
-    lines = ["# Scale-out: one process against a local Ray cluster", "", f"Command: `{cmd}`", "",
-             f"Machine: {machine().rsplit(',', 1)[0]}; Python {platform.python_version()}, torch {torch.__version__}; "
-             f"code {code_version()}. Load average before: {', '.join(f'{x:.2f}' for x in load0)}. Data: Indian "
-             f"Pines, the paper's protocol, seeds {args.seeds}; systems {args.models}, epochs {args.epochs} (cut "
-             "for a speed measurement: no accuracy is reported here). Predict: the paper's model (1 epoch) over a "
-             f"synthetic {args.size}² cube of 200 bands, 64² tiles, eager. Wall seconds include starting Ray.", "",
-             f"| work | pairs / pixels | one process (s) | Ray, {args.workers} workers (s) | speed-up | identical |",
-             "| --- | --- | --- | --- | --- | --- |",
-             f"| compare | {len(recs['local'])} pairs | {walls['local']:.1f} | {walls['ray']:.1f} "
-             f"| {walls['local'] / walls['ray']:.2f}x | {'yes' if same else 'NO'} (metrics of every record) |",
-             f"| predict | {args.size ** 2:,} px | {pwall['local']:.1f} | {pwall['ray']:.1f} "
-             f"| {pwall['local'] / pwall['ray']:.2f}x | {'yes' if same_map else 'NO'} (classes and confidence) |"]
+           + f" --workers {w}" + ("" if args.out == Path("results/scale_out.md") else f" --out {args.out}"))
+
+    def mb(d: dict) -> str:
+        return ", ".join(f"{v:.0f}" for v in d.values())
+
+    lines = [
+        "# Scale-out: one process against a local Ray cluster", "", f"Command: `{cmd}`", "",
+        f"Machine: {machine().rsplit(',', 1)[0]}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"Ray {__import__('ray').__version__}; code {code_version()}. Load average before: "
+        f"{', '.join(f'{x:.2f}' for x in load0)}. Data: Indian Pines, the paper's protocol. See the script's "
+        "docstring for what each figure times.", "",
+        f"## Comparison: {args.models} x seeds {args.seeds}", "",
+        f"Epochs {args.epochs} (cut for a speed measurement: no accuracy is reported here).", "",
+        f"| pairs | one process (s) | Ray, {w} workers (s) | speed-up | records identical |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {len(cmp['local'])} | {cmp['local_s']:.1f} | {cmp['ray_s']:.1f} | {cmp['local_s'] / cmp['ray_s']:.2f}x "
+        f"| {'yes' if cmp['same'] else 'NO'} (metrics of every record) |", "",
+        f"Ray's overhead: {ovh['start_s']:.1f} s to start a local cluster of {w} CPUs; an empty task's round trip "
+        f"{ovh['task_ms']:.2f} ms (mean of 200, workers running).", "",
+        "## Resume after a kill", "",
+        f"SSFTT, {args.resume_epochs} epochs, checkpoints every 5, the process killed (SIGKILL) after epoch "
+        f"{res['killed_after']}: the run resumed from epoch {res['saved']}, recomputing {res['recomputed']} epochs; "
+        f"its losses and metrics equal an uninterrupted run's: {'yes' if res['same'] else 'NO'}.", "",
+        f"## Predict: a synthetic {args.size}² cube, 200 bands, the paper's model", "",
+        "| workers | seconds | pixels/s | peak RSS per worker after its first tile (MB) | at the end (MB) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for n in (1, w):
+        p = pre[n]
+        lines.append(f"| {n} | {p['seconds']:.1f} | {p['px_s']:,.0f} | {mb(p['first_mb'])} | {mb(p['last_mb'])} |")
+    lines += ["", f"Speed-up {pre[w]['px_s'] / pre[1]['px_s']:.2f}x; the class maps of 1 and {w} workers identical: "
+              f"{'yes' if pre['same'] else 'NO'}. Seconds include starting the actors and compiling the model in "
+              "each (TorchInductor)."]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
