@@ -349,8 +349,8 @@ def reproduce(
     executor: Executor = "auto", address: Address = None, workers: Workers = None, quiet: Quiet = False,
 ) -> None:
     """Reproduce one of the paper's tables or figures; results are cached per (config, seed)."""
-    from .experiments.reproduce import EXPERIMENTS, experiment_names
     from .executor import resolve_executor
+    from .experiments.reproduce import EXPERIMENTS, experiment_names
     from .experiments.reproduce import reproduce as run_experiment
     from .paths import cache_dir
 
