@@ -131,7 +131,7 @@ def test_classical_rows(name):
     assert run.metrics["oa"] > 80, run.metrics["oa"]  # per-pixel spectra of three well-separated classes
     assert run.record["model"] == name and run.record["kind"] == "classical" and len(run.record["per_class"]) == 3
     assert run.record["trainable_params"] is None and run.record["epochs"] is None
-    assert isinstance(run.model, PixelClassifier) and run.preprocess.channels == 30  # 30 whitened components
+    assert isinstance(run.model, PixelClassifier) and run.preprocess.channels == 32  # every band
     classes, confidence = run.predict(scene.cube)
     flat = scene.labels.reshape(-1)
     test_classes = classes.reshape(-1)[run.split.test] - 1
