@@ -19,7 +19,13 @@ import numpy as np
 
 CSV_COLUMNS = ["model", "label", "protocol", "seeds", "epochs", "paper_epochs", "oa_mean", "oa_std", "aa_mean",
                "aa_std", "kappa_mean", "kappa_std", "trainable_params", "flops", "train_s", "infer_s",
-               "paper_table", "paper_oa", "paper_kappa", "paper_flops_g", "paper_params_mb", "paper_latency_s"]
+               "paper_table", "paper_oa", "paper_kappa", "paper_flops_g", "paper_params_mb", "paper_latency_s",
+               "budget"]
+
+
+def full_budget(row: dict[str, Any]) -> bool:
+    """Whether a row (or record) ran at least its paper's epochs (a system without epochs always does)."""
+    return row["epochs"] is None or not row["paper_epochs"] or row["epochs"] >= row["paper_epochs"]
 
 
 @functools.cache
@@ -61,6 +67,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row["per_class"] = per_class.tolist()
         row["class_names"] = first["class_names"]
         row.update(paper_numbers(name, first["scene"]))
+        row["budget"] = "full" if full_budget(row) else "reduced"
         rows.append(row)
     return rows
 
@@ -94,10 +101,20 @@ def _above_ours(rows: Sequence[dict[str, Any]]) -> list[str]:
             + "."]
 
 
+def _epochs(r: dict[str, Any]) -> str:
+    if r["epochs"] is None:
+        return "–"
+    return f"{r['epochs']}" if full_budget(r) else f"**{r['epochs']}** ({r['paper_epochs']})"
+
+
 def markdown(rows: Sequence[dict[str, Any]], *, scene: str, protocol: str, command: str, machine: str,
              notes: Sequence[str] = ()) -> str:
-    """The comparison as Markdown: the main table, per-class accuracy, and where each system's settings come from."""
-    best_oa = max(r["oa_mean"] for r in rows)
+    """The comparison as Markdown: the main table of the rows that ran their full budget, their per-class accuracy,
+    then the rows that did not, apart under a title that says they are not comparable."""
+    every = rows
+    rows = [r for r in every if full_budget(r)]
+    reduced = [r for r in every if not full_budget(r)]
+    best_oa = max((r["oa_mean"] for r in rows), default=None)
     lines = [
         f"# Comparison on {scene} ({protocol} protocol)", "",
         f"Command: `{command}`", "",
@@ -106,30 +123,42 @@ def markdown(rows: Sequence[dict[str, Any]], *, scene: str, protocol: str, comma
         "per test sample (one forward pass, PyTorch's FLOP counter, 2 per multiply-add); train and test-inference "
         "times are seconds, means over seeds. The `paper` columns are the numbers printed in the paper under "
         "reproduction (Table 1; vision-only from Table 7; GAF-NAU and Forward-Forward from Table 8), never measured "
-        "here. `epochs` is what each row ran here; where it is below the paper's count (in brackets) the row ran a "
-        "reduced budget and is not the paper's protocol for that system. The paper's FLOPs column appears to count "
-        "multiply-adds (half of PyTorch's count) and its \"Params (MB)\" column millions of parameters.", "",
+        "here. `epochs` is what each row ran here: only the rows that ran their paper's count are in this table, the "
+        "per-class table and the OA-FLOPs figure; the others are listed apart at the end, not comparable. The "
+        "paper's FLOPs column appears to count multiply-adds (half of PyTorch's count) and its \"Params (MB)\" "
+        "column millions of parameters.", "",
         *[f"- {n}" for n in notes], *_above_ours(rows), *([""] if notes or _above_ours(rows) else []),
         "| system | epochs (paper's) | seeds | OA | AA | κ | trainable params | GFLOPs | train s | infer s "
         "| paper OA | paper κ | paper GFLOPs | paper params (MB) | paper latency s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        epochs = "–" if r["epochs"] is None else (
-            f"{r['epochs']}" if r["epochs"] == r["paper_epochs"] else f"**{r['epochs']}** ({r['paper_epochs']})")
         oa = f"{r['oa_mean']:.2f} ± {r['oa_std']:.2f}"
         lines.append(
-            f"| {r['label']} | {epochs} | {r['seeds']} | {f'**{oa}**' if r['oa_mean'] == best_oa else oa} "
+            f"| {r['label']} | {_epochs(r)} | {r['seeds']} | {f'**{oa}**' if r['oa_mean'] == best_oa else oa} "
             f"| {r['aa_mean']:.2f} ± {r['aa_std']:.2f} | {r['kappa_mean']:.2f} ± {r['kappa_std']:.2f} "
             f"| {_fmt(r['trainable_params'], ',')} | {_fmt(r['flops'] and r['flops'] / 1e9, '.4f')} "
             f"| {r['train_s']:.1f} | {r['infer_s']:.2f} | {_fmt(r['paper_oa'])} | {_fmt(r['paper_kappa'])} "
             f"| {_fmt(r['paper_flops_g'])} | {_fmt(r['paper_params_mb'])} | {_fmt(r['paper_latency_s'])} |")
-    classes = rows[0]["class_names"]
-    lines += ["", "## Per-class accuracy (%, mean over seeds)", "",
-              "| class | " + " | ".join(r["label"] for r in rows) + " |",
-              "| --- |" + " --- |" * len(rows)]
-    for i, c in enumerate(classes):
-        lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class"][i], ".1f") for r in rows) + " |")
+    if not rows:
+        lines.append("| *no row has run its full budget yet* |" + " |" * 14)
+    classes = every[0]["class_names"]
+    if rows:
+        lines += ["", "## Per-class accuracy (%, mean over seeds)", "",
+                  "| class | " + " | ".join(r["label"] for r in rows) + " |",
+                  "| --- |" + " --- |" * len(rows)]
+        for i, c in enumerate(classes):
+            lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class"][i], ".1f") for r in rows) + " |")
+    if reduced:
+        lines += ["", "## Reduced budget, not comparable", "",
+                  "These rows ran fewer epochs than their papers (in brackets): they show that the code runs, not what "
+                  "the systems can do, and are in neither the table above nor the figure.", "",
+                  "| system | epochs (paper's) | seeds | OA | AA | κ | train s | infer s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in reduced:
+            lines.append(f"| {r['label']} | {_epochs(r)} | {r['seeds']} | {r['oa_mean']:.2f} ± {r['oa_std']:.2f} "
+                         f"| {r['aa_mean']:.2f} ± {r['aa_std']:.2f} | {r['kappa_mean']:.2f} ± {r['kappa_std']:.2f} "
+                         f"| {r['train_s']:.1f} | {r['infer_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,28 +183,29 @@ def protocols_markdown(paper: Sequence[dict[str, Any]], leakfree: Sequence[dict[
     """Per system present under both protocols: OA and κ on the paper's random split and on the leak-free one."""
     a, b = {r["model"]: r for r in summarise(paper)}, {r["model"]: r for r in summarise(leakfree)}
     both = [m for m in b if m in a]
-    both.sort(key=lambda m: -b[m]["oa_mean"])
+    reduced = [m for m in both if not (full_budget(a[m]) and full_budget(b[m]))]
+    both = sorted((m for m in both if m not in reduced), key=lambda m: -b[m]["oa_mean"])
     scene = leakfree[0]["scene"]
     lines = [f"# The paper's protocol against a leak-free one, {scene}", "", f"Command: `{command}`", "",
              f"Machine: {machine}. OA and κ (×100): mean ± std (population) over the seeds listed. "
              f"{protocol_notes(paper)[0]} {protocol_notes(leakfree)[0]} "
              "The loss is how much OA each system gives up when test windows no longer contain training pixels "
-             "and nothing is fitted on test pixels; rows are sorted by leak-free OA. `epochs` in bold: a reduced "
-             "budget, the paper's count in brackets.", "",
+             "and nothing is fitted on test pixels; rows are sorted by leak-free OA. Only systems that ran their "
+             "paper's epochs under both protocols are compared; the others are named at the end.", "",
              *[f"- {n}" for n in protocol_notes(leakfree)[1:]], "",
              "| system | epochs | seeds (paper / leak-free) | OA, paper | OA, leak-free | OA lost | κ, paper "
              "| κ, leak-free | AA, leak-free |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for m in both:
         p, q = a[m], b[m]
-        epochs = "–" if q["epochs"] is None else str(q["epochs"])
-        if q["epochs"] is not None and q["paper_epochs"] and q["epochs"] < q["paper_epochs"]:
-            epochs = f"**{q['epochs']}** ({q['paper_epochs']})"
-        lines.append(f"| {q['label']} | {epochs} | {p['seeds']} / {q['seeds']} "
+        lines.append(f"| {q['label']} | {_epochs(q)} | {p['seeds']} / {q['seeds']} "
                      f"| {p['oa_mean']:.2f} ± {p['oa_std']:.2f} | {q['oa_mean']:.2f} ± {q['oa_std']:.2f} "
                      f"| {p['oa_mean'] - q['oa_mean']:.2f} "
                      f"| {p['kappa_mean']:.2f} ± {p['kappa_std']:.2f} | {q['kappa_mean']:.2f} ± {q['kappa_std']:.2f} "
                      f"| {q['aa_mean']:.2f} ± {q['aa_std']:.2f} |")
+    if reduced:
+        lines += ["", "Not compared (a reduced budget under at least one protocol, epochs run / the paper's): "
+                  + "; ".join(f"{a[m]['label']} {_epochs(a[m])} / {_epochs(b[m])}" for m in reduced) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -183,8 +213,8 @@ def write_report(records: Sequence[dict[str, Any]], out_dir: Path, *, command: s
                  notes: Sequence[str] = ()) -> list[Path]:
     """Write compare_<scene>[_<protocol>].md/.csv/.png from the records; return the paths written.
 
-    The PNG (OA against FLOPs) is written only when a row has a FLOP count: a table of pixel classifiers alone
-    has nothing to place on that axis.
+    The PNG (OA against FLOPs) is written only when a full-budget row has a FLOP count: a table of pixel
+    classifiers alone has nothing to place on that axis.
     """
     import matplotlib.pyplot as plt
 
@@ -198,6 +228,7 @@ def write_report(records: Sequence[dict[str, Any]], out_dir: Path, *, command: s
     md, csv_path, png = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".png")
     md.write_text(markdown(rows, scene=scene, protocol=protocol, command=command, machine=machine, notes=notes))
     write_csv(rows, csv_path)
+    rows = [r for r in rows if full_budget(r)]  # a reduced budget is no result to place on the figure
     if not any(r.get("flops") for r in rows):
         png.unlink(missing_ok=True)  # a figure left by an earlier run with other systems would no longer match
         return [md, csv_path]
