@@ -1,9 +1,9 @@
 """SSFTT: a 3-D and a 2-D convolution, a Gaussian-weighted feature tokenizer, then a small transformer.
 
 Sun, Zhao, Zheng & Wu, "Spectral–Spatial Feature Tokenization Transformer for Hyperspectral Image
-Classification", IEEE TGRS 60:5522214, 2022. Sizes and training settings from the authors' code
-(zgr6010/HSI_SSFTT: cls_SSFTT_IP/IP_train.py for the data and training; the model file SSFTTnet.py, which the
-index holds only as a .pyc there, read from forks that keep it unchanged, e.g. SobiJain/HSI_SSFTT_PCD):
+Classification", IEEE TGRS 60:5522214, 2022. Sizes and training settings from the authors' code,
+zgr6010/HSI_SSFTT at commit 994f5d7: cls_SSFTT_IP/SSFTTnet.py for the network (the same 153,224 parameters and
+identical logits for identical weights, checked side by side) and cls_SSFTT_IP/IP_train.py for the data and training:
 13x13 windows of whitened PCA (30 components); Conv3D 8@3x3x3 + BatchNorm + ReLU; Conv2D 64@3x3 + BatchNorm +
 ReLU on the 8 x (bands - 2) stacked feature maps; a tokenizer turning the (w - 4)^2 pixel features into L = 4
 tokens of width 64 (weights drawn from a Xavier normal, hence "Gaussian-weighted"); a class token and learned
@@ -104,7 +104,7 @@ register_baseline(BaselineSpec(
     name="ssftt",
     build=SSFTT,
     citation="Sun et al., IEEE TGRS 2022",
-    source="authors' code zgr6010/HSI_SSFTT (cls_SSFTT_IP/IP_train.py; SSFTTnet.py as kept in forks)",
+    source="authors' code zgr6010/HSI_SSFTT at 994f5d7 (cls_SSFTT_IP/SSFTTnet.py, cls_SSFTT_IP/IP_train.py)",
     window=13,
     pca_components={"default": 30},
     epochs=100,

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The full-budget campaign on this 2-core CPU (issue 21): every CPU-feasible network of the paper's Tables 1 and 8
+# at its paper's (or its authors' code's) epochs, seeds 0-3, under the paper's and the leak-free protocol, two runs
+# side by side on a local Ray cluster (one thread each). Every run checkpoints every 5 epochs beside its record in
+# results/records/compare, so the script can be killed at any point (end of a session) and started again: finished
+# (system, seed, protocol) records are skipped and unfinished runs resume from their last checkpoint.
+# Planned from the seconds per epoch of the committed reduced-budget records (one thread, the other core busy):
+# 2D-CNN ~1 s (200 epochs), ViT ~6 s (200), HybridSN ~19 s (100), 3D-CNN ~29 s (100), morphFormer ~28 s (200),
+# GAF-NAU ~40 s (100), HiT ~77 s (100): about 6.5 core-hours per (seed, protocol), ~52 core-hours in all, ~26 h of
+# wall time on two cores. DCTN (200; ~100 s per epoch here) and SS-TMNet (100; ~17 min per epoch) need a GPU.
+# Order: the shortest systems first, so that whole rows finish early.
+set -euo pipefail
+DATA=${HSICLIP_DATA_DIR:-../shared/data}
+CPU_SYSTEMS=cnn2d,vit,hybridsn,cnn3d,morphformer,gaf_nau,hit
+for models in cnn2d,vit hybridsn,cnn3d morphformer,gaf_nau hit; do
+    hsiclip compare --scene indian_pines --data-dir "$DATA" --work-dir results/records/compare --quiet \
+        --models "$models" --seeds 0,1,2,3 --protocol paper,leakfree --executor ray --workers 2 \
+        --out runs/compare/tables
+done
+echo "campaign finished: $CPU_SYSTEMS"
