@@ -148,9 +148,9 @@ def predict(scene, args: argparse.Namespace) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=None)
-    ap.add_argument("--models", default="rf,svm,forward_forward,cnn2d,ssftt,ours")
+    ap.add_argument("--models", default="forward_forward,cnn2d,ssftt,ours,vision_only,mcls_clip")
     ap.add_argument("--seeds", default="0,1,2,3")
-    ap.add_argument("--epochs", default="forward_forward=10,cnn2d=10,ssftt=5,ours=5")
+    ap.add_argument("--epochs", default="forward_forward=10,cnn2d=10,ssftt=5,ours=5,vision_only=5,mcls_clip=5")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--resume-epochs", type=int, default=12)
     ap.add_argument("--kill-after", type=int, default=7)
