@@ -8,13 +8,16 @@
 # 2D-CNN ~1 s (200 epochs), ViT ~6 s (200), HybridSN ~19 s (100), 3D-CNN ~29 s (100), morphFormer ~28 s (200),
 # GAF-NAU ~40 s (100), HiT ~77 s (100): about 6.5 core-hours per (seed, protocol), ~52 core-hours in all, ~26 h of
 # wall time on two cores. DCTN (200; ~100 s per epoch here) and SS-TMNet (100; ~17 min per epoch) need a GPU.
-# Order: the shortest systems first, so that whole rows finish early.
+# First the classical rows in their literature setups (every band, CV / out-of-bag choices), under all three
+# protocols; then the networks, the shortest first, so that whole rows finish early.
 set -euo pipefail
 DATA=${HSICLIP_DATA_DIR:-../shared/data}
 CPU_SYSTEMS=cnn2d,vit,hybridsn,cnn3d,morphformer,gaf_nau,hit
+run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --work-dir results/records/compare --quiet \
+        --seeds 0,1,2,3 --executor ray --workers 2 --out runs/compare/tables "$@"; }
+run --models svm,rf --protocol paper,leakfree
+run --models svm,rf --protocol crossfield
 for models in cnn2d,vit hybridsn,cnn3d morphformer,gaf_nau hit; do
-    hsiclip compare --scene indian_pines --data-dir "$DATA" --work-dir results/records/compare --quiet \
-        --models "$models" --seeds 0,1,2,3 --protocol paper,leakfree --executor ray --workers 2 \
-        --out runs/compare/tables
+    run --models "$models" --protocol paper,leakfree
 done
 echo "campaign finished: $CPU_SYSTEMS"
