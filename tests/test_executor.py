@@ -182,12 +182,18 @@ def test_a_comparison_spreads_over_a_two_node_cluster(tmp_path, monkeypatch):
             if out.stdout.strip().endswith("2"):
                 break
             time.sleep(1)
-        scene = make_tiny_scene(bands=32)
-        logs: list[str] = []
-        records = run_comparison(scene, ["cnn2d"], [0, 1, 2, 3], fraction=0.2, epochs={"cnn2d": 3},
-                                 work_dir=tmp_path / "w", progress=False, log=logs.append, executor="ray",
-                                 address=f"127.0.0.1:{port}")
-        assert len(records) == 4 and all(r["oa"] > 0 for r in records)
+        # in a fresh process: a driver that ran a local Ray cluster before keeps that node's address
+        code = ("import sys; sys.path.insert(0, 'tests'); from conftest import make_tiny_scene; "
+                "from hsiclip.experiments.compare import run_comparison; "
+                "records = run_comparison(make_tiny_scene(bands=32), ['cnn2d'], [0, 1, 2, 3], fraction=0.2, "
+                f"epochs={{'cnn2d': 3}}, work_dir={str(tmp_path / 'w')!r}, progress=False, executor='ray', "
+                f"address='127.0.0.1:{port}'); print('records', len(records), min(r['oa'] for r in records))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                             timeout=300)
+        logs = out.stdout.splitlines()
+        assert out.returncode == 0, out.stderr[-2000:]
+        n, oa = logs[-1].split()[1:]
+        assert n == "4" and float(oa) > 0
         nodes = {line.rsplit("(node ", 1)[1] for line in logs if "(node " in line}
         assert len(nodes) == 2, logs  # the tasks ran on both nodes
         assert "4 runs on Ray (2 CPUs)" in logs
