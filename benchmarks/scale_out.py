@@ -114,8 +114,9 @@ def _classifier_with_memory(run):
 
 def predict(scene, args: argparse.Namespace) -> dict:
     import hsiclip
+    from hsiclip.data.rasters import ArraySource
     from hsiclip.executor import ordered_map
-    from hsiclip.predict import tiles
+    from hsiclip.predict import tile_items
 
     run = hsiclip.train(scene, "ours", epochs=1, progress=False)
     rng = np.random.default_rng(0)
@@ -126,14 +127,10 @@ def predict(scene, args: argparse.Namespace) -> dict:
                               @ basis).astype(np.int16)
     out = {}
     for n in (1, args.workers):
-        def items():
-            for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles(cube.shape, 256, run.window):
-                rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
-                yield cube[a0:a1, b0:b1], rows, cols
-
+        items = (item for _, item in tile_items(ArraySource(cube), 256, run.window))
         t0 = time.perf_counter()
         first, last, pixels, maps = {}, {}, 0, []
-        for pred, _, rss, pid in ordered_map(_classifier_with_memory(run), items(), workers=n):
+        for pred, _, rss, pid in ordered_map(_classifier_with_memory(run), items, workers=n):
             first.setdefault(pid, rss)
             last[pid] = rss
             pixels += pred.size

@@ -136,6 +136,14 @@ def tiles(shape: tuple[int, ...], tile: int, window: int) -> Iterator[tuple[Tile
             yield (r0, r1, c0, c1), (max(0, r0 - r), min(h, r1 + r), max(0, c0 - r), min(w, c1 + r))
 
 
+def tile_items(cube: CubeSource | ArraySource, tile: int, window: int
+               ) -> Iterator[tuple[Tile, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Each tile and what `TileClassifier` takes for it: its block (read now) and its pixels' rows and columns."""
+    for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles(cube.shape, tile, window):
+        rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+        yield (r0, r1, c0, c1), (cube.read(a0, a1, b0, b1), rows, cols)
+
+
 def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, tile: int = 256, batch_size: int = 64,
                    device: str = "cpu", compile: bool = False, progress: bool = False, executor: str = "local",
                    address: str | None = None, workers: int | None = None
@@ -149,12 +157,10 @@ def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, ti
     (`executor.ordered_map`), a bounded number in flight; the results come back here in the same order.
     """
     h, w, _ = cube.shape
-    grid = list(tiles(cube.shape, tile, run.window))
+    grid = [t for t, _ in tiles(cube.shape, tile, run.window)]
 
     def items() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        for (r0, r1, c0, c1), (a0, a1, b0, b1) in grid:
-            rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
-            yield cube.read(a0, a1, b0, b1), rows, cols
+        return (item for _, item in tile_items(cube, tile, run.window))
 
     if executor == "ray":
         from .executor import ordered_map
@@ -167,7 +173,7 @@ def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, ti
     else:
         results = map(TileClassifier(run, batch_size, device, compile), items())
     with tqdm(total=h * w, desc="predict", unit="px", unit_scale=True, disable=not progress, smoothing=0.1) as bar:
-        for ((r0, r1, c0, c1), _), (pred, conf) in zip(grid, results, strict=True):
+        for (r0, r1, c0, c1), (pred, conf) in zip(grid, results, strict=True):
             bar.update(pred.size)
             yield (r0, r1, c0, c1), pred.reshape(r1 - r0, c1 - c0), conf.reshape(r1 - r0, c1 - c0)
 

@@ -437,14 +437,6 @@ class OOBForest:
         return self.forest.predict_proba(x)
 
 
-def _svm(seed: int) -> Any:
-    return CVSVM(seed)
-
-
-def _random_forest(seed: int) -> Any:
-    return OOBForest(seed)
-
-
 # --- the registry ------------------------------------------------------------------------------------------------
 SYSTEMS: Registry[System] = Registry("system")
 _NETWORKS = [("cnn2d", "2D-CNN"), ("cnn3d", "3D-CNN"), ("hybridsn", "HybridSN"), ("vit", "ViT"), ("ssftt", "SSFTT"),
@@ -458,8 +450,8 @@ SYSTEMS.register("flagship", VLMSystem("flagship", "ours (flagship recipe)", "fl
 SYSTEMS.register("vision_only", NetworkSystem("vision_only", "vision-only"))
 SYSTEMS.register("gaf_nau", NetworkSystem("gaf_nau", "GAF-NAU"))
 SYSTEMS.register("forward_forward", NetworkSystem("forward_forward", "Forward-Forward"))
-SYSTEMS.register("svm", PixelSystem("svm", "RBF SVM", _svm, probabilistic=False))
-SYSTEMS.register("rf", PixelSystem("rf", "random forest", _random_forest, probabilistic=True))
+SYSTEMS.register("svm", PixelSystem("svm", "RBF SVM", CVSVM, probabilistic=False))
+SYSTEMS.register("rf", PixelSystem("rf", "random forest", OOBForest, probabilistic=True))
 # the comparison's rows: the paper's Table 1 order, then Tables 7 and 8, then the pixel classifiers
 COMPARISON = tuple(SYSTEMS.in_order())
 for _recipe in builtin_configs():

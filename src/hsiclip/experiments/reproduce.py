@@ -171,30 +171,26 @@ def variant_dir(work_dir: Path, scene: str, row: Row) -> Path:
                                                                      f"-frac{row.fraction:g}"))
 
 
-def _variant_jobs(scene: Scene, row: Row, seeds: Sequence[int], work_dir: Path, cache_dir: Path | None
-                  ) -> tuple[list[Path], list[Job]]:
-    """Our recipe with the row's config changes, per seed on the comparison's split: the record stems, and the jobs
-    for the seeds without a record of the current recipe."""
-    system = get_system(row.system)
-    stems, jobs = [], []
-    for seed in seeds:
-        run_dir = variant_dir(work_dir, scene.name, row) / f"seed{seed}"
-        stems.append(run_dir)
-        record = RecordStore.load(run_dir)  # the record beside the run folder, kept when the folder is not
-        current = system.flat_recipe(system.recipe(scene.name, seed=seed, **dict(row.overrides)))
-        if record is None or recipe_changes(record.get("recipe"), current):
-            jobs.append(Job(run_dir, row.system, seed, f"{row.label}, seed {seed}",
-                            {"fraction": row.fraction, "cache_dir": cache_dir, **dict(row.overrides)}))
-    return stems, jobs
-
-
 def _current(stem: Path, system: str, scene: str, seed: int, overrides: dict[str, Any]) -> dict[str, Any] | None:
-    record = RecordStore.load(stem)
+    """The record at `stem` if it was trained with the current recipe (else None: it must train again)."""
+    record = RecordStore.load(stem)  # the record beside the run folder, kept when the folder is not
     s = get_system(system)
     if record is None or recipe_changes(record.get("recipe"), s.flat_recipe(s.recipe(scene, seed=seed,
                                                                                        **overrides))):
         return None
     return record
+
+
+def _variant_jobs(scene: Scene, row: Row, seeds: Sequence[int], work_dir: Path, cache_dir: Path | None
+                  ) -> tuple[list[Path], list[Job]]:
+    """Our recipe with the row's config changes, per seed on the comparison's split: the record stems, and the jobs
+    for the seeds without a record of the current recipe."""
+    stems = [variant_dir(work_dir, scene.name, row) / f"seed{seed}" for seed in seeds]
+    jobs = [Job(stem, row.system, seed, f"{row.label}, seed {seed}",
+                {"fraction": row.fraction, "cache_dir": cache_dir, **dict(row.overrides)})
+            for stem, seed in zip(stems, seeds, strict=True)
+            if _current(stem, row.system, scene.name, seed, dict(row.overrides)) is None]
+    return stems, jobs
 
 
 def run_rows(scene: Scene, rows: Sequence[Row], seeds: Sequence[int], *, work_dir: Path, compare_dir: Path,

@@ -54,8 +54,8 @@ def _devices(job: Job, device: str) -> tuple[str, float]:
 def _train(job: Job, scene: Scene, device: str, progress: bool, threads: int | None = None) -> Run:
     if threads:
         torch.set_num_threads(threads)
-    return pipeline.train(scene, job.system, seed=job.seed, device=device, progress=progress, checkpoint=job.checkpoint,
-                 checkpoint_every=CHECKPOINT_EVERY, **job.train)
+    return pipeline.train(scene, job.system, seed=job.seed, device=device, progress=progress,
+                          checkpoint=job.checkpoint, checkpoint_every=CHECKPOINT_EVERY, **job.train)
 
 
 def _remote_train(job: Job, scene: Scene, device: str) -> tuple[Run, str]:
@@ -118,9 +118,9 @@ def execute(jobs: Sequence[Job], scene: Scene, *, executor: str = "auto", addres
             job = Job(job.stem, job.system, job.seed, job.label, {**job.train, "text": text})
             ref = task.options(num_cpus=1, num_gpus=gpus, max_retries=3).remote(job, scene_ref, dev)
             pending[ref] = i
-        log_line(f"{len(jobs)} runs on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs"
-                 + (f", {ray.cluster_resources()['GPU']:g} GPUs" if ray.cluster_resources().get("GPU") else "")
-                 + ")")
+        have = ray.cluster_resources()
+        log_line(f"{len(jobs)} runs on Ray ({have.get('CPU', 0):g} CPUs"
+                 + (f", {have['GPU']:g} GPUs" if have.get("GPU") else "") + ")")
         with tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress) as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
