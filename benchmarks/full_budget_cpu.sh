@@ -10,11 +10,16 @@
 # wall time on two cores. DCTN (200; ~100 s per epoch here) and SS-TMNet (100; ~17 min per epoch) need a GPU.
 # First the classical rows in their literature setups (every band, CV / out-of-bag choices), under all three
 # protocols; then the networks, the shortest first, so that whole rows finish early.
+# To edit src/ while it runs, run it from a frozen worktree and point WORK and OUT back at this checkout:
+#   git worktree add /tmp/campaign HEAD && cd /tmp/campaign && PYTHONPATH=$PWD/src \
+#     WORK=/path/to/main/results/records/compare bash benchmarks/full_budget_cpu.sh
 set -euo pipefail
 DATA=${HSICLIP_DATA_DIR:-../shared/data}
+WORK=${WORK:-results/records/compare}
+OUT=${OUT:-runs/compare/tables}
 CPU_SYSTEMS=cnn2d,vit,hybridsn,cnn3d,morphformer,gaf_nau,hit
-run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --work-dir results/records/compare --quiet \
-        --seeds 0,1,2,3 --executor ray --workers 2 --out runs/compare/tables "$@"; }
+run() { hsiclip compare --scene indian_pines --data-dir "$DATA" --work-dir "$WORK" --quiet \
+        --seeds 0,1,2,3 --executor ray --workers 2 --out "$OUT" "$@"; }
 run --models svm,rf --protocol paper,leakfree
 run --models svm,rf --protocol crossfield
 for models in cnn2d,vit hybridsn,cnn3d morphformer,gaf_nau hit; do

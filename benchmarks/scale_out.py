@@ -12,14 +12,18 @@ killed run's resume.
   `--kill-after`; a second run resumes from the last checkpoint (every 5 epochs, as `compare` writes them). Reported:
   the epochs recomputed after the kill, and whether the resumed run's metrics equal an uninterrupted run's.
 - **Predict**: the paper's model (trained 1 epoch) over a synthetic `--size`² cube with Indian Pines' 200 bands,
-  compiled as `hsiclip predict` does at that size, 256² tiles, on Ray with 1 and with `--workers` actors: pixels/s
-  (the actors' start and compile included) and each worker's peak resident memory after its first tile and at the
-  end (flat memory: the two agree).
+  written to a .npy file and read by the actors tile by tile as `hsiclip predict --executor ray` does, compiled as
+  it does at that size, 256² tiles, on Ray with 1 and with `--workers` actors: pixels/s (the actors' start and
+  compile included) and each worker's peak resident memory after its first tile and at the end, and its resident
+  memory at the end (flat memory: they agree).
+- `--parts` runs only the named parts and keeps the others' figures from the .json beside `--out`; each part
+  records its code version, date and load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -98,48 +102,67 @@ def resume(scene, args: argparse.Namespace, tmp: Path) -> dict:
     same = all(resumed.record[k] == whole.record[k] for k in METRICS) and [h["loss"] for h in resumed.history] == [
         h["loss"] for h in whole.history]
     print("resume", saved, same, flush=True)
-    return {"killed_after": args.kill_after, "saved": saved, "recomputed": args.kill_after - saved, "same": same}
+    return {"epochs": args.resume_epochs, "killed_after": args.kill_after, "saved": saved,
+            "recomputed": args.kill_after - saved, "same": same}
 
 
-def _classifier_with_memory(run):
-    """A factory for `ordered_map`: the tile classifier, returning the actor's peak RSS (MB) with each result."""
+def _rss_mb() -> tuple[float, float]:
+    """This process's peak and current resident memory (MB)."""
+    with open("/proc/self/statm") as f:
+        current = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, current
+
+
+def _classifier_with_memory(run, cube):
+    """A factory for `ordered_map`: the tile classifier (reading its tiles from `cube`), returning the actor's peak
+    and current RSS (MB) and its pid with each result."""
     from hsiclip.predict import TileClassifier
 
     def build():
-        classify = TileClassifier(run, 64, "cpu", compile=True)
-        return lambda item: (*classify(item), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, os.getpid())
+        classify = TileClassifier(run, cube, 64, "cpu", compile=True)
+        return lambda item: (*classify(item), *_rss_mb(), os.getpid())
 
     return build
 
 
-def predict(scene, args: argparse.Namespace) -> dict:
+def predict(scene, args: argparse.Namespace, tmp: Path) -> dict:
     import hsiclip
-    from hsiclip.data.rasters import ArraySource
+    from hsiclip.data.rasters import CubeSource
     from hsiclip.executor import ordered_map
-    from hsiclip.predict import tile_items
+    from hsiclip.predict import tiles
 
     run = hsiclip.train(scene, "ours", epochs=1, progress=False)
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(8, 200)).astype(np.float32)
-    cube = np.empty((args.size, args.size, 200), dtype=np.int16)
+    path = tmp / "cube.npy"
+    cube = np.lib.format.open_memmap(path, mode="w+", dtype=np.int16, shape=(args.size, args.size, 200))
     for r0 in range(0, args.size, 64):
         cube[r0 : r0 + 64] = (1000 + 300 * rng.random((min(64, args.size - r0), args.size, 8), dtype=np.float32)
                               @ basis).astype(np.int16)
-    out = {}
+    cube.flush()
+    del cube
+    source = CubeSource(path)
+    out: dict = {"tiles": 0}
+    maps = {}
     for n in (1, args.workers):
-        items = (item for _, item in tile_items(ArraySource(cube), 256, run.window))
+        grid = list(tiles(source.shape, 256, run.window))
         t0 = time.perf_counter()
-        first, last, pixels, maps = {}, {}, 0, []
-        for pred, _, rss, pid in ordered_map(_classifier_with_memory(run), items, workers=n):
-            first.setdefault(pid, rss)
-            last[pid] = rss
+        first, last, pixels, maps[n] = {}, {}, 0, []
+        for pred, _, peak, current, pid in ordered_map(_classifier_with_memory(run, source), iter(grid), workers=n):
+            first.setdefault(pid, peak)
+            last[pid] = (peak, current)
             pixels += pred.size
-            maps.append(pred)
+            maps[n].append(pred)
         seconds = time.perf_counter() - t0
-        out[n] = {"px_s": pixels / seconds, "seconds": seconds, "first_mb": first, "last_mb": last, "maps": maps}
+        out["tiles"] = len(grid)
+        out[str(n)] = {"px_s": pixels / seconds, "seconds": seconds, "first_peak_mb": list(first.values()),
+                       "last_peak_mb": [v[0] for v in last.values()], "last_mb": [v[1] for v in last.values()]}
         print("predict", n, f"{pixels / seconds:.0f} px/s", flush=True)
-    out["same"] = all(np.array_equal(a, b) for a, b in zip(out[1]["maps"], out[args.workers]["maps"], strict=True))
+    out["same"] = all(np.array_equal(a, b) for a, b in zip(maps[1], maps[args.workers], strict=True))
     return out
+
+
+PARTS = ("comparison", "overhead", "resume", "predict")
 
 
 def main() -> None:
@@ -152,55 +175,86 @@ def main() -> None:
     ap.add_argument("--resume-epochs", type=int, default=12)
     ap.add_argument("--kill-after", type=int, default=7)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="the parts to run; the others are kept from the .json beside --out")
     ap.add_argument("--out", type=Path, default=Path("results/scale_out.md"))
     args = ap.parse_args()
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        ap.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     torch.set_num_threads(1)
     import hsiclip
     from hsiclip.efficiency import machine
     from hsiclip.records import code_version
 
+    store = args.out.with_suffix(".json")
+    results = json.loads(store.read_text()) if store.exists() else {}
     scene = hsiclip.load_scene("indian_pines", data_dir=args.data_dir)
-    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hsiclip-scale-") as tmp:
-        cmp = comparison(scene, args, Path(tmp))
-        ovh = overhead(args)
-        res = resume(scene, args, Path(tmp))
-        pre = predict(scene, args)
-    w = args.workers
+        for part in parts:
+            load = os.getloadavg()
+            if part == "comparison":
+                r = comparison(scene, args, Path(tmp))
+                r = {"pairs": len(r["local"]), "local_s": r["local_s"], "ray_s": r["ray_s"], "same": r["same"],
+                     "models": args.models, "seeds": args.seeds, "epochs": args.epochs}
+            elif part == "overhead":
+                r = overhead(args)
+            elif part == "resume":
+                r = resume(scene, args, Path(tmp))
+            else:
+                r = predict(scene, args, Path(tmp))
+                r["size"] = args.size
+            r.update(workers=args.workers, code=code_version(), load=[round(x, 2) for x in load],
+                     date=time.strftime("%Y-%m-%d"))
+            results[part] = r
+            store.write_text(json.dumps(results, indent=1) + "\n")
+    if missing := [p for p in PARTS if p not in results]:
+        print(f"wrote {store}; run --parts {','.join(missing)} for the markdown")
+        return
+    cmp, ovh, res, pre = (results[p] for p in PARTS)
     cmd = ("python benchmarks/scale_out.py" + (" --data-dir ../shared/data" if args.data_dir else "")
-           + f" --workers {w}" + ("" if args.out == Path("results/scale_out.md") else f" --out {args.out}"))
+           + f" --workers {args.workers}" + ("" if args.out == Path("results/scale_out.md") else f" --out {args.out}"))
 
-    def mb(d: dict) -> str:
-        return ", ".join(f"{v:.0f}" for v in d.values())
+    def run_on(r: dict) -> str:
+        return f"Code {r['code']}, {r['date']}; load average before: {', '.join(f'{x:.2f}' for x in r['load'])}."
 
+    def mb(values: list[float]) -> str:
+        return ", ".join(f"{v:.0f}" for v in values)
+
+    w = pre["workers"]
     lines = [
-        "# Scale-out: one process against a local Ray cluster", "", f"Command: `{cmd}`", "",
+        "# Scale-out: one process against a local Ray cluster", "", f"Command: `{cmd}` (a part alone: add "
+        "`--parts NAME`; the others are kept from `scale_out.json`)", "",
         f"Machine: {machine().rsplit(',', 1)[0]}; Python {platform.python_version()}, torch {torch.__version__}, "
-        f"Ray {__import__('ray').__version__}; code {code_version()}. Load average before: "
-        f"{', '.join(f'{x:.2f}' for x in load0)}. Data: Indian Pines, the paper's protocol. See the script's "
-        "docstring for what each figure times.", "",
-        f"## Comparison: {args.models} x seeds {args.seeds}", "",
-        f"Epochs {args.epochs} (cut for a speed measurement: no accuracy is reported here).", "",
-        f"| pairs | one process (s) | Ray, {w} workers (s) | speed-up | records identical |",
+        f"Ray {__import__('ray').__version__}. Data: Indian Pines, the paper's protocol. See the script's docstring "
+        "for what each figure times.", "",
+        f"## Comparison: {cmp['models']} x seeds {cmp['seeds']}", "",
+        f"Epochs {cmp['epochs']} (cut for a speed measurement: no accuracy is reported here). {run_on(cmp)}", "",
+        f"| pairs | one process (s) | Ray, {cmp['workers']} workers (s) | speed-up | records identical |",
         "| --- | --- | --- | --- | --- |",
-        f"| {len(cmp['local'])} | {cmp['local_s']:.1f} | {cmp['ray_s']:.1f} | {cmp['local_s'] / cmp['ray_s']:.2f}x "
+        f"| {cmp['pairs']} | {cmp['local_s']:.1f} | {cmp['ray_s']:.1f} | {cmp['local_s'] / cmp['ray_s']:.2f}x "
         f"| {'yes' if cmp['same'] else 'NO'} (metrics of every record) |", "",
-        f"Ray's overhead: {ovh['start_s']:.1f} s to start a local cluster of {w} CPUs; an empty task's round trip "
-        f"{ovh['task_ms']:.2f} ms (mean of 200, workers running).", "",
+        f"Ray's overhead: {ovh['start_s']:.1f} s to start a local cluster of {ovh['workers']} CPUs; an empty task's "
+        f"round trip {ovh['task_ms']:.2f} ms (mean of 200, workers running). {run_on(ovh)}", "",
         "## Resume after a kill", "",
-        f"SSFTT, {args.resume_epochs} epochs, checkpoints every 5, the process killed (SIGKILL) after epoch "
-        f"{res['killed_after']}: the run resumed from epoch {res['saved']}, recomputing {res['recomputed']} epochs; "
-        f"its losses and metrics equal an uninterrupted run's: {'yes' if res['same'] else 'NO'}.", "",
-        f"## Predict: a synthetic {args.size}² cube, 200 bands, the paper's model", "",
-        "| workers | seconds | pixels/s | peak RSS per worker after its first tile (MB) | at the end (MB) |",
-        "| --- | --- | --- | --- | --- |",
+        f"SSFTT, {res.get('epochs', args.resume_epochs)} epochs, checkpoints every 5, the process killed (SIGKILL) "
+        f"after epoch {res['killed_after']}: the run resumed from epoch {res['saved']}, recomputing "
+        f"{res['recomputed']} epochs; its losses and metrics equal an uninterrupted run's: "
+        f"{'yes' if res['same'] else 'NO'}. {run_on(res)}", "",
+        f"## Predict: a synthetic {pre['size']}² cube in a .npy file, 200 bands, the paper's model", "",
+        f"{pre['tiles']} tiles of 256² (each read with its halo by the actor itself: only tile coordinates travel). "
+        f"{run_on(pre)}", "",
+        "| workers | seconds | pixels/s | peak RSS per worker after its first tile (MB) | peak at the end (MB) "
+        "| RSS at the end (MB) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for n in (1, w):
-        p = pre[n]
-        lines.append(f"| {n} | {p['seconds']:.1f} | {p['px_s']:,.0f} | {mb(p['first_mb'])} | {mb(p['last_mb'])} |")
-    lines += ["", f"Speed-up {pre[w]['px_s'] / pre[1]['px_s']:.2f}x; the class maps of 1 and {w} workers identical: "
-              f"{'yes' if pre['same'] else 'NO'}. Seconds include starting the actors and compiling the model in "
-              "each (TorchInductor)."]
+        p = pre[str(n)]
+        lines.append(f"| {n} | {p['seconds']:.1f} | {p['px_s']:,.0f} | {mb(p['first_peak_mb'])} "
+                     f"| {mb(p['last_peak_mb'])} | {mb(p['last_mb'])} |")
+    lines += ["", f"Speed-up {pre[str(w)]['px_s'] / pre['1']['px_s']:.2f}x; the class maps of 1 and {w} workers "
+              f"identical: {'yes' if pre['same'] else 'NO'}. Seconds include starting the actors and compiling the "
+              "model in each (TorchInductor)."]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

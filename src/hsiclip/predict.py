@@ -95,11 +95,14 @@ def classify_stem_map(net: torch.nn.Module, stem_map: torch.Tensor, offsets: tor
 
 
 class TileClassifier:
-    """A run's model ready to classify tiles: `(block, rows, cols) -> (pred, conf)` for the windows whose top-left
-    pixels are (rows, cols) of a raw cube `block` (a tile and its halo). Built once per process (or Ray actor)."""
+    """A run's model ready to classify the tiles of a cube: `(tile, block) -> (pred, conf)`, the class and confidence
+    of each pixel of `tile`, read with its halo (`block`, both as given by `tiles`). Built once per process or Ray
+    actor, which reads its tiles from the cube itself: only tile coordinates travel to it, so its memory is that of
+    one tile however large the scene (`benchmarks/scale_out.py` measures it)."""
 
-    def __init__(self, run: TrainedClassifier, batch_size: int = 64, device: str = "cpu", compile: bool = False):
-        self.run, self.batch_size, self.device = run, batch_size, device
+    def __init__(self, run: TrainedClassifier, cube: CubeSource | ArraySource, batch_size: int = 64,
+                 device: str = "cpu", compile: bool = False):
+        self.run, self.cube, self.batch_size, self.device = run, cube, batch_size, device
         self.model = run.model.to(device).eval()
         self.by_stem = isinstance(self.model, StemMapClassifier)
         r = run.window // 2
@@ -111,8 +114,10 @@ class TileClassifier:
             example = torch.zeros(2 * r + 1, 2 * r + 1, run.preprocess.channels, device=device)
             self.net = for_inference(self.model, example, batch_size, compile=compile)
 
-    def __call__(self, item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        block, rows, cols = item
+    def __call__(self, item: tuple[Tile, Tile]) -> tuple[np.ndarray, np.ndarray]:
+        (r0, r1, c0, c1), (a0, a1, b0, b1) = item
+        block = self.cube.read(a0, a1, b0, b1)
+        rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
         with torch.inference_mode():
             sampler = WindowSampler(self.run.preprocess.transform(block), 2 * (self.run.window // 2) + 1,
                                     self.device)
@@ -136,14 +141,6 @@ def tiles(shape: tuple[int, ...], tile: int, window: int) -> Iterator[tuple[Tile
             yield (r0, r1, c0, c1), (max(0, r0 - r), min(h, r1 + r), max(0, c0 - r), min(w, c1 + r))
 
 
-def tile_items(cube: CubeSource | ArraySource, tile: int, window: int
-               ) -> Iterator[tuple[Tile, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Each tile and what `TileClassifier` takes for it: its block (read now) and its pixels' rows and columns."""
-    for (r0, r1, c0, c1), (a0, a1, b0, b1) in tiles(cube.shape, tile, window):
-        rows, cols = np.mgrid[r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
-        yield (r0, r1, c0, c1), (cube.read(a0, a1, b0, b1), rows, cols)
-
-
 def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, tile: int = 256, batch_size: int = 64,
                    device: str = "cpu", compile: bool = False, progress: bool = False, executor: str = "local",
                    address: str | None = None, workers: int | None = None
@@ -153,27 +150,24 @@ def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, ti
     Stem-map classifiers (our models) run their stem once per tile (`StemMapClassifier.stem_map`) and gather each
     window's tokens from it: neighbouring windows share them, so this skips most of the stem's work (the same
     outputs: tested). Other models classify window by window. `compile`: through `models.inference.for_inference`.
-    `executor="ray"`: the tiles (with their halo) go to Ray actors that each hold the model once
-    (`executor.ordered_map`), a bounded number in flight; the results come back here in the same order.
+    `executor="ray"`: the tiles' coordinates go to Ray actors that each hold the model (and the cube's file handle
+    or, for an in-memory cube, one shared copy) once (`executor.ordered_map`), a bounded number in flight; the
+    results come back here in the same order.
     """
     h, w, _ = cube.shape
-    grid = [t for t, _ in tiles(cube.shape, tile, run.window)]
-
-    def items() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        return (item for _, item in tile_items(cube, tile, run.window))
-
+    grid = list(tiles(cube.shape, tile, run.window))
     if executor == "ray":
         from .executor import ordered_map
 
         def build() -> TileClassifier:  # runs in each actor
-            return TileClassifier(run, batch_size, device, compile)
+            return TileClassifier(run, cube, batch_size, device, compile)
 
-        results: Iterator[tuple[np.ndarray, np.ndarray]] = ordered_map(build, items(), address=address,
+        results: Iterator[tuple[np.ndarray, np.ndarray]] = ordered_map(build, iter(grid), address=address,
                                                                        workers=workers)
     else:
-        results = map(TileClassifier(run, batch_size, device, compile), items())
+        results = map(TileClassifier(run, cube, batch_size, device, compile), grid)
     with tqdm(total=h * w, desc="predict", unit="px", unit_scale=True, disable=not progress, smoothing=0.1) as bar:
-        for (r0, r1, c0, c1), (pred, conf) in zip(grid, results, strict=True):
+        for ((r0, r1, c0, c1), _), (pred, conf) in zip(grid, results, strict=True):
             bar.update(pred.size)
             yield (r0, r1, c0, c1), pred.reshape(r1 - r0, c1 - c0), conf.reshape(r1 - r0, c1 - c0)
 
