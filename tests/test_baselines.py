@@ -1,6 +1,8 @@
 """Every system behind one interface (timm-style `create_model` / `list_models`), parameter counts its authors'
 code gives, and short training runs of the light baselines through `hsiclip.train`."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,10 @@ def test_every_baseline_network_is_a_system_with_its_provenance():
     for name in BASELINES.names():
         spec = get_baseline(name)
         assert spec.citation and spec.source, name
+        # every setting read from code names the commit it was read at; GAF-NAU's code had no repository to name,
+        # and vision-only is this package's own recipe
+        if name not in ("gaf_nau", "vision_only"):
+            assert re.search(r"\b[0-9a-f]{7}\b", spec.source), (name, spec.source)
 
 
 def test_an_unknown_name_lists_the_valid_ones():

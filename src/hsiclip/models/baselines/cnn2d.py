@@ -20,6 +20,8 @@ Not carried over: the toolbox's `train()` replaces whatever scheduler `get_model
 10 epochs), and its main.py holds out 5% of the training pixels for validation; our trainer does neither. Its
 BatchNorm1d layers cannot take a batch of one in training (the toolbox would fail on such a last batch); here
 they use their running statistics for that one batch instead.
+
+Provenance: AllFever/DeepHyperX-DCTN at commit a86d513 (models.py, datasets.py, main.py).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ register_baseline(BaselineSpec(
     name="cnn2d",
     build=CNN2D,
     citation="Sharma et al., KU Leuven tech report KUL/ESAT/PSI/1604, 2016 (as the DCTN toolbox's cnn2D)",
-    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (models.py get_model('cnn2D') and class Cnn2D, "
+    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN at a86d513 (models.py get_model('cnn2D') and class Cnn2D, "
            "datasets.py)",
     window=15,
     pca_components={"default": 0},  # every band, min-max scaled

@@ -25,6 +25,9 @@ Where each setting was read:
 
 Not carried over: the toolbox's `train()` replaces whatever scheduler `get_model` sets by StepLR (x0.7 every
 10 epochs), and its main.py holds out 5% of the training pixels for validation; our trainer does neither.
+
+Provenance: xiachangxue/DeepHyperX at commit 27c8716 (conv3d.py, models.py); AllFever/DeepHyperX-DCTN at
+commit a86d513 (models.py, datasets.py, main.py).
 """
 
 from __future__ import annotations
@@ -65,8 +68,8 @@ register_baseline(BaselineSpec(
     name="cnn3d",
     build=CNN3D,
     citation="Yang et al., IEEE TGRS 2018 (as the DCTN toolbox's conv3d)",
-    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (models.py get_model('conv3d'), datasets.py) with "
-           "conv3d.py (C3DEtAl) read from xiachangxue/DeepHyperX",
+    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN at a86d513 (models.py get_model('conv3d'), "
+           "datasets.py) with conv3d.py (C3DEtAl) read from xiachangxue/DeepHyperX at 27c8716",
     window=15,
     pca_components={"default": 0},  # every band, min-max scaled
     epochs=100,

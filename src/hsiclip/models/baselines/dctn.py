@@ -46,6 +46,9 @@ parameters (the toolbox's network has 53,939,007 with its dead modules). 2.95 GF
 (2 per multiply-add), i.e. 1.47 G multiply-adds: the paper's 1.48 "GFLOPs". Outputs match the toolbox's network to
 float precision when given the same weights (checked while writing this, on the Indian Pines, Pavia University and
 Houston settings).
+
+Provenance: AllFever/DeepHyperX-DCTN at commit a86d513 (models.py, datasets.py, train.txt) and at commit 8b63316
+(vit_pytorch/DCTN.py).
 """
 
 from __future__ import annotations
@@ -237,8 +240,8 @@ register_baseline(BaselineSpec(
     name="dctn",
     build=DCTN,
     citation="Zhou et al., IEEE TGRS 62, 2024",
-    source="authors' toolbox AllFever/DeepHyperX-DCTN (models.py get_model('DCTN'), vit_pytorch/DCTN.py, datasets.py, "
-           "train.txt)",
+    source="authors' toolbox AllFever/DeepHyperX-DCTN (at a86d513: models.py get_model('DCTN'), datasets.py, "
+           "train.txt; at 8b63316: vit_pytorch/DCTN.py)",
     window=15,
     pca_components={"default": 0},  # every band, min-max scaled
     epochs=200,

@@ -32,6 +32,9 @@ Where each part comes from:
   decays 3e-4 / 3e-3, 10x learning rate for the softmax layer and linear cool-down over the second half.
 
 2,081,000 parameters on Indian Pines (30 components, 16 classes), counted from those layer sizes.
+
+Provenance: loeweX/Forward-Forward at commit dab1c70 (src/ff_model.py, src/ff_mnist.py, config.yaml) and
+9afac33 (src/utils.py); the FFA-HSI paper's abstract, arXiv 2307.00231.
 """
 
 from __future__ import annotations
@@ -173,7 +176,7 @@ register_baseline(BaselineSpec(
     build=ForwardForward,
     citation="Reyes & Paheding, CVPR Workshops 2024 (FFA + BP)",
     source="paper abstract (arXiv 2307.00231); FF recipe and one-pass softmax readout from loeweX/Forward-Forward "
-           "(src/ff_model.py, src/ff_mnist.py, src/utils.py, config.yaml); input and optimiser our choice",
+           "at dab1c70 (src/ff_model.py, src/ff_mnist.py, src/utils.py, config.yaml); input and optimiser our choice",
     window=1,
     pca_components={"default": 30},
     epochs=100,

@@ -30,6 +30,9 @@ Where each part comes from (read this before trusting the numbers):
   Adam lr 1e-3, batch 64, 100 epochs (SSFTT's settings in this package).
 
 32,614,326 parameters on Indian Pines (200 bands, 16 classes), counted from those layer sizes.
+
+Provenance: no repository commit can be named. The official MAIN-Lab/GAF-NAU code was not reachable, and the
+NAU-Net copy that the network was read from sits in our index without its repository's name.
 """
 
 from __future__ import annotations

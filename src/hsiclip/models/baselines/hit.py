@@ -35,6 +35,10 @@ Not carried over: the toolbox's LR schedule (StepLR x0.7 per 10
 epochs in its `train()`, not `get_model`'s ReduceLROnPlateau), the 5% validation hold-out, the "undefined"
 class-0 logit (17 outputs on Indian Pines there, 16 here), and the kernel-attention temperature schedule (never
 called in the toolbox, so the temperature stays 4).
+
+Provenance: AllFever/DeepHyperX-DCTN at commit 8b63316 (vit_pytorch/hit.py) and a86d513 (models.py,
+datasets.py); xiachangxue/DeepHyperX at 53716b2 (vit_pytorch/hit.py), 19495be (vit_pytorch/hit_conv3d.py) and
+27c8716 (models.py).
 """
 
 from __future__ import annotations
@@ -175,8 +179,9 @@ register_baseline(BaselineSpec(
     name="hit",
     build=HiT,
     citation="Yang et al., IEEE TGRS 2022",
-    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (vit_pytorch/hit.py, models.py get_model('hit'), "
-           "datasets.py); backbone checked against the HiT authors' xiachangxue/DeepHyperX (vit_pytorch/hit_conv3d.py)",
+    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (8b63316: vit_pytorch/hit.py; a86d513: models.py "
+           "get_model('hit'), datasets.py); backbone checked against the HiT authors' xiachangxue/DeepHyperX "
+           "(19495be: vit_pytorch/hit_conv3d.py)",
     window=15,
     pca_components={"default": 0},  # every band, min-max scaled
     epochs=100,

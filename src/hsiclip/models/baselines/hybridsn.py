@@ -6,6 +6,8 @@ Classification", IEEE GRSL 17(2):277-281, 2019. Sizes and training settings from
 15 elsewhere); Conv3D 8@3x3x7, 16@3x3x5, 32@3x3x3; Conv2D 64@3x3; Dense 256 and 128 with dropout 0.4; Adam
 lr 1e-3 with Keras decay 1e-6 (not applied here: over 100 epochs it lowers the rate by under 0.1%); batch 256;
 100 epochs. 5,122,176 parameters on Indian Pines (the notebook's summary).
+
+Provenance: gokriznastic/HybridSN at commit adf4383 (Hybrid-Spectral-Net.ipynb).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ register_baseline(BaselineSpec(
     name="hybridsn",
     build=HybridSN,
     citation="Roy et al., IEEE GRSL 2019",
-    source="authors' notebook gokriznastic/HybridSN (Hybrid-Spectral-Net.ipynb)",
+    source="authors' notebook gokriznastic/HybridSN at adf4383 (Hybrid-Spectral-Net.ipynb)",
     window=25,
     pca_components={"indian_pines": 30, "default": 15},
     epochs=100,

@@ -28,6 +28,9 @@ reproduction lists "0.21 MB", which we do not reproduce (227,312 with Pavia Univ
 Indian Pines counting, as torchsummary does, only weights held by modules, not the bare tokenizer and position
 parameters). Its 0.07 GFLOPs are multiply-adds: `flops_per_sample` (2 per multiply-add, max-plus not counted) gives
 0.130 G on Indian Pines.
+
+Provenance: AllFever/DeepHyperX-DCTN at commit 8b63316 (vit_pytorch/morphFormer.py) and a86d513 (models.py,
+datasets.py, main.py).
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ register_baseline(BaselineSpec(
     name="morphformer",
     build=MorphFormer,
     citation="Roy et al., IEEE TGRS 2023",
-    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (vit_pytorch/morphFormer.py, models.py "
+    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (8b63316: vit_pytorch/morphFormer.py; a86d513: models.py "
            "get_model('morphformer'), datasets.py); the authors' repos mhaut/morphFormer and AnkurDeria/morphFormer "
            "hold no code in our index",
     window=15,

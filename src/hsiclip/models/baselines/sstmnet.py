@@ -37,6 +37,10 @@ parameters (the toolbox's network has 88,461,472 with its dead modules). 6.14 GF
 (2 per multiply-add), i.e. 3.07 G multiply-adds, of which 0.41 G are the attention products; the paper's 2.67
 "GFLOPs" matches the rest, as a module-hook counter (thop-like) that misses bare matrix products would report.
 Outputs match the toolbox's network to float precision when given the same weights (checked while writing this).
+
+Provenance: AllFever/DeepHyperX-DCTN at commit a86d513 (models.py, datasets.py) and 8b63316
+(vit_pytorch/SS_TMNet.py, Attention_Models/SelfAttention.py); SimplifiedScaledDotProductAttention as in
+cenaav/External-Attention-pytorch at df94be0 (model/attention/SimplifiedSelfAttention.py).
 """
 
 from __future__ import annotations
@@ -205,9 +209,10 @@ register_baseline(BaselineSpec(
     name="sstmnet",
     build=SSTMNet,
     citation="Huang et al., Remote Sensing 15(5):1206, 2023",
-    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (models.py get_model('SS_TMNet'), vit_pytorch/SS_TMNet.py, "
-           "Attention_Models/SelfAttention.py, datasets.py) with External-Attention-pytorch "
-           "(model/attention/SimplifiedSelfAttention.py)",
+    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (a86d513: models.py get_model('SS_TMNet'), "
+           "datasets.py; 8b63316: vit_pytorch/SS_TMNet.py, Attention_Models/SelfAttention.py) with "
+           "External-Attention-pytorch "
+           "(model/attention/SimplifiedSelfAttention.py, as in cenaav/External-Attention-pytorch at df94be0)",
     window=15,
     pca_components={"default": 0},  # every band, min-max scaled
     epochs=100,

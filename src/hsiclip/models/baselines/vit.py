@@ -22,6 +22,9 @@ Not carried over: the toolbox's LR schedule (StepLR x0.7 per 10
 epochs in its `train()`, not `get_model`'s ReduceLROnPlateau) and its hold-out of 5% of the
 training pixels for validation; our trainer has neither. 2,650,896 parameters on Indian Pines (200 bands,
 16 classes), counted from those layer sizes; neither the paper nor the code states one.
+
+Provenance: AllFever/DeepHyperX-DCTN at commit a86d513 (models.py, datasets.py, train.txt) and 8b63316
+(vit_pytorch/efficient.py); lucidrains/linformer at commit 1b63f2b (linformer/linformer.py).
 """
 
 from __future__ import annotations
@@ -103,8 +106,9 @@ register_baseline(BaselineSpec(
     name="vit",
     build=ViT,
     citation="ViT as configured by Zhou et al. (DCTN), IEEE TGRS 2024",
-    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (models.py get_model('vit'), vit_pytorch/efficient.py, "
-           "datasets.py, train.txt) with lucidrains/linformer (linformer/linformer.py)",
+    source="DCTN authors' toolbox AllFever/DeepHyperX-DCTN (a86d513: models.py get_model('vit'), datasets.py, "
+           "train.txt; 8b63316: vit_pytorch/efficient.py) with lucidrains/linformer at 1b63f2b "
+           "(linformer/linformer.py)",
     window=15,
     pca_components={"default": 0},  # every band, min-max scaled
     epochs=200,
