@@ -134,11 +134,31 @@ def test_findings_confirmed_reversed_or_not_checkable():
     assert lines[0].startswith("- Paper: a > b. Confirmed here (a 95.00, b 94.00)")
     assert "**Not confirmed** here (a 95.00, b 94.00, c 96.00)" in lines[1]
     assert "Confirmed" in lines[2] and "Not checkable" in lines[3] and "Not checkable" in lines[4]
-    # a difference within one std over seeds, or a row trained for fewer epochs than its paper, is said so
-    close = [{**row("a", 95.0), "oa_std": 2.0}, {**row("b", 94.0), "epochs": 3, "paper_epochs": 50}]
+    # a difference within one std over seeds is said so; a row trained for fewer epochs than its paper decides
+    # nothing, and its numbers are not quoted
+    close = [{**row("a", 95.0), "oa_std": 2.0}, row("b", 94.0)]
     line = check_findings(close, [Finding("a > b", "order", ("a", "b"))])[0]
     assert "Confirmed" in line and "not resolved by these seeds: a vs b" in line
-    assert "Not a fair test: b ran 3 of 50 epochs" in line
+    short = [row("a", 95.0), {**row("b", 94.0), "epochs": 3, "paper_epochs": 50}]
+    line = check_findings(short, [Finding("a > b", "order", ("a", "b"))])[0]
+    assert "Not tested yet: b ran 3 of 50 epochs" in line
+    assert "Confirmed" not in line and "94.00" not in line
+
+
+def test_a_reduced_budget_row_sits_apart_from_the_results():
+    from hsiclip.experiments.catalog import Experiment
+    from hsiclip.experiments.reproduce import markdown
+
+    def row(label, epochs, paper_epochs):
+        return {"label": label, "changes": "", "epochs": epochs, "paper_epochs": paper_epochs, "seeds": "0 1",
+                "oa_mean": 90.0, "oa_std": 1.0, "aa_mean": 80.0, "aa_std": 1.0, "kappa_mean": 85.0, "kappa_std": 1.0,
+                "train_s_mean": 1.0, "paper_oa": None, "paper_kappa": None, "status": "", "machines": ["m"]}
+
+    text = markdown(Experiment("x", "X", "Table 9"), [row("full", 100, 100), row("short", 3, 100),
+                                                      row("pixel", None, None)], scene="s", command="c", seeds=[0, 1])
+    main, _, apart = text.partition("## Reduced budget, not comparable")
+    assert "| full |" in main and "| pixel |" in main and "| short |" not in main
+    assert "| short | – | 3 (100) |" in apart and "| full |" not in apart
 
 
 def test_filter_normalised_directions_and_the_loss_surface():
@@ -177,14 +197,15 @@ def test_figure_experiments_on_a_tiny_scene(tmp_path, tiny_scene, text_cache, sm
     with open(maps[1]) as f:
         rows = {r["system"]: r for r in csv.DictReader(f)}
     assert set(rows) == set(figures.MAP_SYSTEMS)
-    assert all(rows[s]["status"] == "done" for s in (*vlm, "ssftt")) and all(rows[s]["status"] == "not run"
-                                                                          for s in heavy)
+    assert all(rows[s]["status"] == "done" for s in vlm) and all(rows[s]["status"] == "not run" for s in heavy)
+    # SSFTT ran 3 of its paper's 100 epochs: not a result, so neither a map nor an OA
+    assert rows["ssftt"]["status"].startswith("reduced budget (3 of 100 epochs)") and not rows["ssftt"]["oa"]
     # the map's OA is the one the comparison recorded (the runs trained for the landscape are reused)
     with monkeypatch.context() as m:
         m.setattr(pipeline, "train", _boom)
-        recs = run_comparison(tiny_scene, [*vlm, "ssftt"], [0], epochs={"ssftt": 3}, work_dir=tmp_path / "compare",
-                              train_missing=False, progress=False, log=lambda m: None)
-    assert [r["model"] for r in recs] == [*vlm, "ssftt"]
+        recs = run_comparison(tiny_scene, list(vlm), [0], work_dir=tmp_path / "compare", train_missing=False,
+                              progress=False, log=lambda m: None)
+    assert [r["model"] for r in recs] == list(vlm)
     for r in recs:
         assert float(rows[r["model"]]["oa"]) == pytest.approx(r["oa"], abs=0.01)
 

@@ -23,6 +23,7 @@ from ..run import Run, load_run
 from ..systems import get_system
 from .catalog import Experiment, register
 from .compare import resolve_epochs, run_comparison
+from .report import full_budget
 
 TABLE1 = ("cnn2d", "cnn3d", "hybridsn", "vit", "ssftt", "morphformer", "hit", "sstmnet", "dctn", "mcls_clip", "ours")
 MAP_SYSTEMS = (*TABLE1, "flagship")  # the paper's Table 1 methods and our flagship recipe
@@ -306,9 +307,12 @@ def maps(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: 
         m, oa = found
         record = runs[name, seed][0]
         epochs = record["epochs"]
-        reduced = epochs is not None and record["paper_epochs"] is not None and epochs < record["paper_epochs"]
-        panels.append({"title": f"{label}: OA {oa:.2f}" + (f"\n({epochs} of {record['paper_epochs']} epochs)"
-                                                          if reduced else ""), "map": m.reshape(scene.labels.shape)})
+        if not full_budget(record):  # not a result: no map is drawn for it
+            status = f"reduced budget ({epochs} of {record['paper_epochs']} epochs), not comparable"
+            panels.append({"title": f"{label}\n{epochs} of {record['paper_epochs']} epochs: not shown", "map": None})
+            rows.append({"system": name, "label": label, "epochs": epochs, "oa": "", "status": status})
+            continue
+        panels.append({"title": f"{label}: OA {oa:.2f}", "map": m.reshape(scene.labels.shape)})
         rows.append({"system": name, "label": label, "epochs": epochs, "oa": round(oa, 2), "status": "done"})
     png, csv_path, md = stem.with_suffix(".png"), stem.with_suffix(".csv"), stem.with_suffix(".md")
     fig = maps_figure(scene.labels, panels, list(scene.class_names),
@@ -319,7 +323,8 @@ def maps(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, **kw: 
     lines = _header(title, command, [seed],
                     "Each panel colours the test pixels by the class the method predicts for them (the predictions "
                     "the comparison scored, kept in each run folder); training pixels are white, unlabelled pixels "
-                    "black. Rows trained with fewer epochs than their paper say so in their title.")
+                    "black. A method that has not run its paper's epochs yet has no map (its reduced-budget map is "
+                    "not a result) and its row says how far it ran.")
     lines += ["| system | epochs | OA (this seed) | status |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['label']} | {r['epochs'] or '–'} | {r['oa'] or '–'} | {r['status']} |" for r in rows]
     lines += ["", f"![maps]({png.name})"]

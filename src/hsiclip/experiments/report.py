@@ -25,7 +25,7 @@ CSV_COLUMNS = ["model", "label", "protocol", "seeds", "epochs", "paper_epochs", 
 
 def full_budget(row: dict[str, Any]) -> bool:
     """Whether a row (or record) ran at least its paper's epochs (a system without epochs always does)."""
-    return row["epochs"] is None or not row["paper_epochs"] or row["epochs"] >= row["paper_epochs"]
+    return row.get("epochs") is None or not row.get("paper_epochs") or row["epochs"] >= row["paper_epochs"]
 
 
 @functools.cache
