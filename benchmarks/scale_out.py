@@ -14,8 +14,8 @@ killed run's resume.
 - **Predict**: the paper's model (trained 1 epoch) over a synthetic `--size`² cube with Indian Pines' 200 bands,
   written to a .npy file and read by the actors tile by tile as `hsiclip predict --executor ray` does, compiled as
   it does at that size, 256² tiles, on Ray with 1 and with `--workers` actors: pixels/s (the actors' start and
-  compile included) and each worker's peak resident memory after its first tile and at the end, and its resident
-  memory at the end (flat memory: they agree).
+  compile included); each worker's resident memory after every tile (after its first, the smallest and the largest:
+  flat memory when they agree) and its peak (the transient of one tile's work).
 - `--parts` runs only the named parts and keeps the others' figures from the .json beside `--out`; each part
   records its code version, date and load average.
 """
@@ -147,16 +147,16 @@ def predict(scene, args: argparse.Namespace, tmp: Path) -> dict:
     for n in (1, args.workers):
         grid = list(tiles(source.shape, 256, run.window))
         t0 = time.perf_counter()
-        first, last, pixels, maps[n] = {}, {}, 0, []
+        peaks, after, pixels, maps[n] = {}, {}, 0, []
         for pred, _, peak, current, pid in ordered_map(_classifier_with_memory(run, source), iter(grid), workers=n):
-            first.setdefault(pid, peak)
-            last[pid] = (peak, current)
+            peaks[pid] = peak
+            after.setdefault(pid, []).append(current)
             pixels += pred.size
             maps[n].append(pred)
         seconds = time.perf_counter() - t0
         out["tiles"] = len(grid)
-        out[str(n)] = {"px_s": pixels / seconds, "seconds": seconds, "first_peak_mb": list(first.values()),
-                       "last_peak_mb": [v[0] for v in last.values()], "last_mb": [v[1] for v in last.values()]}
+        out[str(n)] = {"px_s": pixels / seconds, "seconds": seconds, "peak_mb": list(peaks.values()),
+                       "after_tile_mb": list(after.values())}
         print("predict", n, f"{pixels / seconds:.0f} px/s", flush=True)
     out["same"] = all(np.array_equal(a, b) for a, b in zip(maps[1], maps[args.workers], strict=True))
     return out
@@ -244,14 +244,14 @@ def main() -> None:
         f"## Predict: a synthetic {pre['size']}² cube in a .npy file, 200 bands, the paper's model", "",
         f"{pre['tiles']} tiles of 256² (each read with its halo by the actor itself: only tile coordinates travel). "
         f"{run_on(pre)}", "",
-        "| workers | seconds | pixels/s | peak RSS per worker after its first tile (MB) | peak at the end (MB) "
-        "| RSS at the end (MB) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| workers | seconds | pixels/s | RSS per worker after its first tile / smallest / largest after a tile "
+        "(MB) | peak RSS per worker (MB) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for n in (1, w):
         p = pre[str(n)]
-        lines.append(f"| {n} | {p['seconds']:.1f} | {p['px_s']:,.0f} | {mb(p['first_peak_mb'])} "
-                     f"| {mb(p['last_peak_mb'])} | {mb(p['last_mb'])} |")
+        after = "; ".join(f"{a[0]:.0f} / {min(a):.0f} / {max(a):.0f}" for a in p["after_tile_mb"])
+        lines.append(f"| {n} | {p['seconds']:.1f} | {p['px_s']:,.0f} | {after} | {mb(p['peak_mb'])} |")
     lines += ["", f"Speed-up {pre[str(w)]['px_s'] / pre['1']['px_s']:.2f}x; the class maps of 1 and {w} workers "
               f"identical: {'yes' if pre['same'] else 'NO'}. Seconds include starting the actors and compiling the "
               "model in each (TorchInductor)."]

@@ -9,6 +9,8 @@ and beyond the scene's edge the windows see the same zero padding as in training
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import time
 import warnings
@@ -122,10 +124,21 @@ class TileClassifier:
             sampler = WindowSampler(self.run.preprocess.transform(block), 2 * (self.run.window // 2) + 1,
                                     self.device)
             if self.by_stem:  # the window of pixel (row, col) starts at (row, col) of the padded tile
-                return classify_stem_map(self.net, self.model.stem_map(sampler.padded), self.offsets, rows, cols,
-                                         self.batch_size)
-            return predict(self.net, sampler, (rows * block.shape[1] + cols).reshape(-1), self.batch_size,
-                           progress=False)
+                out = classify_stem_map(self.net, self.model.stem_map(sampler.padded), self.offsets, rows, cols,
+                                        self.batch_size)
+            else:
+                out = predict(self.net, sampler, (rows * block.shape[1] + cols).reshape(-1), self.batch_size,
+                              progress=False)
+        del block, sampler
+        _release_freed_memory()
+        return out
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory freed by a tile back to the system (glibc keeps it otherwise, so a worker's resident size
+    would stay at its largest tile's working set); a no-op where glibc's `malloc_trim` is missing."""
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def tiles(shape: tuple[int, ...], tile: int, window: int) -> Iterator[tuple[Tile, Tile]]:
