@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         library_log.addHandler(_NoteHandler())
         library_log.setLevel(logging.INFO)
     try:
-        app(args=args, prog_name="hsiclip", standalone_mode=False)
+        code = app(args=args, prog_name="hsiclip", standalone_mode=False)
     except (click.exceptions.Exit, typer.Exit) as e:
         return e.exit_code
     except USAGE_ERRORS as e:
@@ -431,5 +431,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(f"[red]error:[/red] {e}" if str(e) else "interrupted", highlight=False, soft_wrap=True)
         return 1
+    # typer turns Ctrl-C into the exit code 130 and, outside its standalone mode, returns it (commands return None)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        if code == 130:
+            err_console.print("interrupted")
+        return code
     return 0
 
