@@ -69,6 +69,17 @@ def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, tiny_recip
     assert png.size == (26, 30) and png.mode == "P"
     labelled = scene.labels > 0
     assert (whole[labelled] == scene.labels[labelled]).mean() > 0.8  # it learnt the stripes
+    # bad requests: one error line, exit 1, nothing written
+    (tmp_path / "a_file").write_text("x")
+    for args, says in ((["--batch-size", "0"], "--batch-size must be positive"),
+                       (["--batch-size", "-3"], "--batch-size must be positive"),
+                       (["--out", str(tmp_path / "a_file")], "is a file, not a folder")):
+        out = ["--out", str(tmp_path / "bad")] if "--out" not in args else []
+        assert main(["predict", str(run), str(cube), *out, *args, "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
+    assert (tmp_path / "a_file").read_text() == "x"
 
 
 @pytest.mark.slow  # TorchInductor compiles for several seconds
@@ -145,7 +156,7 @@ def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, tiny_reci
     cube_nan[29, 25, 3] = np.nan
     np.save(bad, cube_nan)
     _fails(["predict", str(run), str(bad), "--out", str(tmp_path / "q"), "--tile", "8", "--quiet"], capsys,
-           "NaN or infinite values")
+           "NaN or infinite values in 1 pixel of the part read, first at (row, column) (29, 25)")
     assert not (tmp_path / "q").exists() and not list(tmp_path.glob(".q.*"))  # the partial output was removed
     _fails(["predict", str(run), str(cube), "--out", str(tmp_path / "r"), "--compile", "maybe", "--quiet"], capsys,
            "--compile must be auto, yes or no")

@@ -222,6 +222,17 @@ def test_ctrl_c_during_training_exits_130_and_leaves_nothing(tmp_path):
     assert not out.exists() and not list(out.parent.glob(".*")), list(out.parent.iterdir())
 
 
+def test_a_bad_train_out_fails_before_the_data_is_read(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    missing = ["--data-dir", str(tmp_path / "no-data"), "--quiet"]  # reading the scene would fail: it is not read
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "file"), *missing], capsys)
+    assert code == 1 and "is a file, not a folder" in err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "full"), *missing], capsys)
+    assert code == 1 and "exists and is not empty" in err
+
+
 def test_info_prints_parameter_counts(capsys):
     code, out, _ = run_cli(["info", "--encoder", "bge-large-en-v1.5", "--projection", "text"], capsys)
     assert code == 0

@@ -42,6 +42,9 @@ def test_user_prompt_file_errors(tmp_path):
         load_prompt_set(p)
     with pytest.raises(ConfigError, match="no prompt set"):
         load_prompt_set("atlantis")
+    p.write_text('[[classes]]\nlabel = 1\nname = "A"\ndescriptiv = "a field of A"\n')  # misspelt: not ignored
+    with pytest.raises(ConfigError, match="class 'A' has unknown key\\(s\\) 'descriptiv'; valid: label, name"):
+        load_prompt_set(p)
 
 
 class FakeEncoder:

@@ -148,9 +148,13 @@ def train(
     """Train a model on a scene, evaluate it on the test pixels, and write a run folder (+ map.png)."""
     from .api import load_scene
     from .data.splits import Split
-    from .paths import cache_dir
+    from .paths import cache_dir, check_writable
     from .pipeline import train as train_system
 
+    if out is not None:  # before loading anything: a bad --out fails in a second, not after the training
+        check_writable(out)
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise ConfigError(f"run folder {out} exists and is not empty; choose another --out or add --overwrite")
     if any(x is not None for x in (cube, labels, classes)):
         if not all(x is not None for x in (cube, labels, classes)):
             raise ConfigError("your own scene needs all three of --cube, --labels and --classes")
@@ -158,6 +162,7 @@ def train(
     else:
         data = scene_for(scene or "indian_pines", data_dir, download, no_verify, quiet)
     out = out or Path("runs") / f"{data.name}-seed{seed}"
+    check_writable(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"run folder {out} exists and is not empty; choose another --out or add --overwrite")
     overrides = {k: v for k, v in {"train.batch_size": batch_size, "train.lr": lr, "text.encoder": encoder,

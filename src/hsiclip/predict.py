@@ -29,7 +29,7 @@ from .engine import predict
 from .errors import DataError
 from .models import StemMapClassifier
 from .models.inference import for_inference
-from .paths import atomic_dir
+from .paths import atomic_dir, check_writable
 
 COMPILE_FROM = 250_000  # pixels: `compile="auto"` compiles the model for scenes at least this large (it costs ~10-20 s)
 OUTPUTS = ("classes.npy", "confidence.npy", "classes.tif", "confidence.tif", "classes.png", "summary.json")
@@ -209,7 +209,10 @@ def _write_strip(folder: Path, r0: int, r1: int, strips: dict[str, np.ndarray], 
 
 
 def _check_request(run: TrainedClassifier, cube: CubeSource, out_dir: Path, compile: str, overwrite: bool,
-                   executor: str = "local") -> None:
+                   executor: str = "local", batch_size: int = 64) -> None:
+    if batch_size < 1:
+        raise DataError(f"--batch-size must be positive (got {batch_size})")
+    check_writable(out_dir)
     if cube.shape[2] != run.preprocess.bands:
         raise DataError(f"{cube.path}: the cube has {cube.shape[2]} bands but the run was trained on "
                         f"{run.preprocess.bands}; predict with a run trained on this sensor's bands")
@@ -234,7 +237,7 @@ def predict_cube(run: TrainedClassifier, cube: CubeSource, out_dir: Path, *, til
     `executor="ray"` classifies the tiles on Ray actors (`classify_tiles`); the outputs are written here, the same.
     """
     out_dir = Path(out_dir)
-    _check_request(run, cube, out_dir, compile, overwrite, executor)
+    _check_request(run, cube, out_dir, compile, overwrite, executor, batch_size)
     h, w, b = cube.shape
     c = len(run.class_names)
     dtype = np.uint8 if c < 256 else np.uint16

@@ -118,8 +118,12 @@ class CubeSource:
             raise DataError(f"{self.path}: the cube holds {out.dtype} values, expected real numbers")
         out = out.astype(np.float32, copy=False)
         if not np.isfinite(out).all():
-            raise DataError(f"{self.path}: the cube holds NaN or infinite values in rows {r0}-{r1}, columns "
-                            f"{c0}-{c1}; fill or mask them first")
+            bad = ~np.isfinite(out).all(axis=2)
+            rows, cols = np.nonzero(bad)
+            first = ", ".join(f"({r0 + r}, {c0 + c})" for r, c in zip(rows[:3], cols[:3], strict=True))
+            where = " of the part read" if (r0, c0, r1, c1) != (0, 0, h, w) else ""
+            raise DataError(f"{self.path}: the cube holds NaN or infinite values in {_count(int(bad.sum()), 'pixel')}"
+                            f"{where}, first at (row, column) {first}; fill or mask them first")
         return out
 
 
@@ -215,3 +219,7 @@ def export_scene(scene: Any, out: Path | str) -> list[Path]:
     classes = out / "classes.toml"
     classes.write_text(resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene.name}.toml").read_text())
     return [cube.with_suffix(".hdr"), cube, labels, classes]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

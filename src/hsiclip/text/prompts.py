@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 PROMPT_MODES = ("label", "short", "descriptive", "ensemble")
+CLASS_KEYS = ("label", "name", "short", "descriptive", "variants")  # what a class file's class may hold
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ def _parse(data: dict, where: str) -> list[ClassPrompt]:
                    for c in classes]
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"{where}: malformed prompt file ({e!r}); each [[classes]] needs label and name") from None
+    for c in classes:  # a misspelt key would silently fall back to another prompt
+        if unknown := sorted(set(c) - set(CLASS_KEYS)):
+            raise ConfigError(f"{where}: class {c['name']!r} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                              f"valid: {', '.join(CLASS_KEYS)}")
     labels = [p.label for p in prompts]
     if labels != list(range(1, len(prompts) + 1)):
         raise ConfigError(f"{where}: class labels must be 1..C in order, got {labels}")
