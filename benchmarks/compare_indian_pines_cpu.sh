@@ -27,6 +27,6 @@ run --models svm,rf --seeds 0,1,2,3 --protocol crossfield \
 # the tables over every finished pair (run this line alone to tabulate a partly finished comparison). The systems
 # that benchmarks/full_budget_cpu.sh has run at their papers' epochs drop out of TABLE_EPOCHS: their full-budget
 # records are then tabulated, the others stay in the tables' "reduced budget, not comparable" section.
-TABLE_EPOCHS=(--epochs vit=5 "${HEAVY_EPOCHS[@]}")
+TABLE_EPOCHS=("${HEAVY_EPOCHS[@]}")
 run --models all --seeds 0,1,2,3 --protocol paper,leakfree --no-train "${TABLE_EPOCHS[@]}" \
     --note "Produced by benchmarks/compare_indian_pines_cpu.sh on the real Indian Pines scene (../shared/data); the seeds column lists the seeds each row has finished."
