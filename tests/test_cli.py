@@ -233,6 +233,13 @@ def test_a_bad_train_out_fails_before_the_data_is_read(tmp_path, capsys):
     assert code == 1 and "exists and is not empty" in err
 
 
+def test_models_lists_every_system_and_recipe(capsys):
+    code, out, _ = run_cli(["models"], capsys)
+    assert code == 0
+    listed = {line.split("│")[1].strip() for line in out.splitlines() if line.count("│") >= 3}
+    assert set(hsiclip.list_models()) <= listed
+
+
 def test_info_prints_parameter_counts(capsys):
     code, out, _ = run_cli(["info", "--encoder", "bge-large-en-v1.5", "--projection", "text"], capsys)
     assert code == 0

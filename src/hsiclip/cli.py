@@ -401,6 +401,20 @@ def info(
 
 
 @app.command()
+def models() -> None:
+    """List the systems and built-in recipes that `train --config` and `compare --models` take."""
+    from .systems import get_system, list_models
+
+    table = Table(title="systems and recipes (train --config, compare --models)")
+    for col in ("name", "row label", "kind"):
+        table.add_column(col)
+    for name in list_models():
+        system = get_system(name)
+        table.add_row(name, system.label, system.kind)
+    console.print(table)
+
+
+@app.command()
 def scenes(data_dir: DataDir = None) -> None:
     """List the registered scenes and whether their files are found."""
     from .data.scenes import SCENES, get_scene, where_found

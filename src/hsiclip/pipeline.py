@@ -47,9 +47,16 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
     recipe = system.recipe(scene.name, seed=seed, epochs=epochs, **overrides)
     proto = PROTOCOLS.get(protocol)
     tag, margin = protocol_tag(protocol, window)
+    h, w, bands = scene.cube.shape
+    if margin and margin > min(h, w):
+        raise ConfigError(f"the {tag} margin window {margin} is larger than the {h} x {w} scene; use at most "
+                          f"{min(h, w)}")
     if margin and system.window(recipe) > margin:
         raise ConfigError(f"{system.label} reads {system.window(recipe)} x {system.window(recipe)} windows, more "
                           f"than the {tag} margin allows; raise the margin window")
+    if system.window(recipe) > min(h, w):  # before any allocation: the padded scene grows with the window
+        raise ConfigError(f"{system.label} reads {system.window(recipe)} x {system.window(recipe)} windows, larger "
+                          f"than the {h} x {w} scene; use a window of at most {min(h, w)}")
     share, count = system.fraction(recipe)
     if fraction is not None:
         share, count = fraction, None
@@ -57,7 +64,6 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
         split = proto.split(scene, seed, share, margin, count)
     if text is None:  # before seeding: a cold cache draws none
         text = system.text_features(recipe, scene, cache_dir, allow_download)
-    bands = scene.cube.shape[-1]
     preprocess = fit_preprocessing(scene.cube, system.components(recipe, bands),
                                    split.train if proto.fit_on_train else None, seed)
     sampler = WindowSampler(preprocess.transform(scene.cube), system.window(recipe), device)

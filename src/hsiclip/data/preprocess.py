@@ -97,6 +97,12 @@ def fit_preprocessing(cube: np.ndarray, components: int, fit_index: np.ndarray |
     """Whitened PCA to `components` (0: min-max scaling) fitted on every pixel or on the flat pixels `fit_index`."""
     pixels = cube.reshape(-1, cube.shape[-1])
     fit_on = pixels if fit_index is None else pixels[fit_index]
+    if components > pixels.shape[1]:
+        raise DataError(f"the recipe asks for {components} PCA components but the cube has only {pixels.shape[1]} "
+                        "bands; lower data.pca_components")
+    if not np.ptp(fit_on, axis=0).any():
+        raise DataError("every band is constant over the pixels the preprocessing is fitted on (an all-zero or "
+                        "flat cube?): there is nothing to classify from")
     return SpectralPCA.fit(fit_on, components, seed=seed) if components else MinMaxScaler.fit(fit_on)
 
 
