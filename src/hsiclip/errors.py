@@ -19,3 +19,8 @@ class ConfigError(HsiclipError):
 
 class EncoderUnavailableError(ConfigError):
     """A text encoder's weights are not on this machine (its package is missing or the model is not cached)."""
+
+
+def plural(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless n is 1 ("1 pixel", "1,024 pixels"), for error messages."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, plural
 from .io import read_array, read_mat
 
 GDAL_CACHE_MB = 64  # GDAL's block cache, bounded so that memory stays flat however large the scene
@@ -122,7 +122,7 @@ class CubeSource:
             rows, cols = np.nonzero(bad)
             first = ", ".join(f"({r0 + r}, {c0 + c})" for r, c in zip(rows[:3], cols[:3], strict=True))
             where = " of the part read" if (r0, c0, r1, c1) != (0, 0, h, w) else ""
-            raise DataError(f"{self.path}: the cube holds NaN or infinite values in {_count(int(bad.sum()), 'pixel')}"
+            raise DataError(f"{self.path}: the cube holds NaN or infinite values in {plural(int(bad.sum()), 'pixel')}"
                             f"{where}, first at (row, column) {first}; fill or mask them first")
         return out
 
@@ -219,7 +219,3 @@ def export_scene(scene: Any, out: Path | str) -> list[Path]:
     classes = out / "classes.toml"
     classes.write_text(resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene.name}.toml").read_text())
     return [cube.with_suffix(".hdr"), cube, labels, classes]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, plural
 
 
 @dataclass
@@ -44,8 +44,8 @@ def random_split(labels: np.ndarray, *, fraction: float = 0.1, count: int | None
             share = f"{count} per class" if count is not None else f"{fraction:.0%}"
             fix = ("lower the count or drop the class" if count is not None else "every class keeps at least one "
                    "training pixel; drop the class or label more of its pixels")
-            raise DataError(f"{name} has only {_pixels(idx.size)}: a {share} training split leaves none for "
-                            f"testing ({fix})")
+            raise DataError(f"{name} has only {plural(idx.size, 'labelled pixel')}: a {share} training split "
+                            f"leaves none for testing ({fix})")
         idx = rng.permutation(idx)
         train.append(idx[:n_train])
         test.append(idx[n_train:])
@@ -156,9 +156,9 @@ def disjoint_split(labels: np.ndarray, *, fraction: float = 0.1, window: int = 2
         n_train = max(1, round(fraction * idx.size))
         if n_train >= idx.size:
             name = class_names[c - 1] if class_names and c <= len(class_names) else f"class {c}"
-            raise DataError(f"{name} has only {_pixels(idx.size)}: a {fraction:.0%} training split leaves none "
-                            "for testing (every class keeps at least one training pixel); drop the class or label "
-                            "more of its pixels")
+            raise DataError(f"{name} has only {plural(idx.size, 'labelled pixel')}: a {fraction:.0%} training "
+                            "split leaves none for testing (every class keeps at least one training pixel); drop the "
+                            "class or label more of its pixels")
         if per_field:
             field = ndimage.label(labels == c, structure=np.ones((3, 3)))[0].reshape(-1)[idx]
             fields, sizes = np.unique(field, return_counts=True)
@@ -188,7 +188,3 @@ def missing_in_test(split: Split, labels: np.ndarray) -> list[int]:
     """Classes (1..C) with training pixels but no test pixel."""
     flat = labels.reshape(-1)
     return sorted(set(np.unique(flat[split.train]).tolist()) - set(np.unique(flat[split.test]).tolist()))
-
-
-def _pixels(n: int) -> str:
-    return f"{n} labelled pixel" + ("" if n == 1 else "s")
