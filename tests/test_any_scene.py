@@ -163,6 +163,42 @@ def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, tiny_reci
     assert not (tmp_path / "r").exists()
 
 
+def test_a_run_on_own_files_is_evaluated_and_mapped_again_and_checks_its_files(tmp_path, own_scene, tiny_recipe,
+                                                                              text_cache, monkeypatch, capsys):
+    """The run records its files and their checksums: `evaluate` and `map` find them again, moved files are given
+    with --cube/--labels/--classes, and files with other values are refused."""
+    monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
+    cube, labels, classes, _ = own_scene
+    run = tmp_path / "run"
+    assert main(["train", "--cube", str(cube), "--labels", str(labels), "--classes", str(classes), "--epochs", "1",
+                 "--config", str(tiny_recipe), "--scene", "my_field", "--out", str(run), "--quiet", "--no-map"]) == 0
+    capsys.readouterr()
+    assert load_run(run).scene == "my_field"
+    assert main(["evaluate", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "identical to" in out
+    assert main(["map", str(run), "--out", str(tmp_path / "map.png"), "--quiet"]) == 0
+    assert (tmp_path / "map.png").stat().st_size > 5_000
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in (cube, cube.with_suffix(".img"), labels, classes):
+        f.rename(moved / f.name)
+    _fails(["evaluate", str(run), "--quiet"], capsys, "no longer there")
+    given = ["--cube", str(moved / cube.name), "--labels", str(moved / labels.name), "--classes",
+             str(moved / classes.name)]
+    assert main(["evaluate", str(run), *given, "--quiet"]) == 0
+    assert "identical to" in capsys.readouterr().out
+    # a re-saved copy with the same values in another format passes; other values are refused
+    np.save(tmp_path / "cube.npy", CubeSource(moved / cube.name).read())
+    assert main(["evaluate", str(run), *given[2:], "--cube", str(tmp_path / "cube.npy"), "--quiet"]) == 0
+    other = CubeSource(moved / cube.name).read().copy()
+    other[0, 0, 0] += 1
+    np.save(tmp_path / "other.npy", other)
+    _fails(["evaluate", str(run), *given[2:], "--cube", str(tmp_path / "other.npy"), "--quiet"], capsys,
+           "is not the cube this run was trained on")
+
+
 @pytest.mark.slow
 def test_indian_pines_repackaged_as_envi_trains_exactly_like_the_registered_scene(tmp_path, data_dir, text_cache,
                                                                                  monkeypatch):
@@ -173,8 +209,8 @@ def test_indian_pines_repackaged_as_envi_trains_exactly_like_the_registered_scen
     common = ["--epochs", "2", "--seed", "1", "--quiet", "--no-map"]
     assert main(["train", "--scene", "indian_pines", "--data-dir", str(data_dir), "--out", str(tmp_path / "a"),
                  *common]) == 0
-    assert main(["train", "--cube", str(own / "cube.hdr"), "--labels", str(own / "labels.tif"), "--classes",
-                 str(own / "classes.toml"), "--out", str(tmp_path / "b"), *common]) == 0
+    assert main(["train", "--cube", str(own / "indian_pines.hdr"), "--labels", str(own / "indian_pines_labels.tif"),
+                 "--classes", str(own / "indian_pines_classes.toml"), "--out", str(tmp_path / "b"), *common]) == 0
     a, b = (json.loads((tmp_path / x / "metrics.json").read_text()) for x in ("a", "b"))
     assert a["confusion"] == b["confusion"] and a["oa"] == b["oa"]
 

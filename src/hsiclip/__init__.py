@@ -1,6 +1,6 @@
 """hsiclip: vision-language hyperspectral image classification with curated text prompts.
 
-The API (`load_scene`, `train`, `load_run`, `create_model`, `list_models`) is imported on first use, so that
+The API (`load_scene`, `train`, `load_run`, `scene_of`, `create_model`, `list_models`) is imported on first use, so that
 `import hsiclip` and the command line start without loading PyTorch.
 """
 
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from .version import __version__
 
-__all__ = ["__version__", "create_model", "list_models", "load_run", "load_scene", "train"]
+__all__ = ["__version__", "create_model", "list_models", "load_run", "load_scene", "scene_of", "train"]
 
 if TYPE_CHECKING:
-    from .api import create_model, list_models, load_run, load_scene, train
+    from .api import create_model, list_models, load_run, load_scene, scene_of, train
 
 
 def __getattr__(name: str) -> Any:

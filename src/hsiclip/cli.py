@@ -46,6 +46,12 @@ Download = Annotated[bool, typer.Option("--download", help="Fetch missing scene 
 NoVerify = Annotated[bool, typer.Option("--no-verify", help="Skip scene checksum verification.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 RunDir = Annotated[Path, typer.Argument(help="Run folder written by `hsiclip train`.")]
+OwnCube = Annotated[Path | None, typer.Option(help="Your own scene: the cube (.mat, .npy, ENVI .hdr/.img, GeoTIFF).")]
+OwnLabels = Annotated[Path | None, typer.Option(help="Your own scene: the label raster (0 = unlabelled, 1..C).")]
+OwnClasses = Annotated[Path | None, typer.Option(help="Your own scene: class names and descriptions (TOML/YAML); "
+                                                      "they become the prompts.")]
+CubeKey = Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")]
+LabelsKey = Annotated[str | None, typer.Option(help="Variable holding the labels in a .mat file.")]
 
 
 def resolve_device(device: str) -> str:
@@ -74,13 +80,14 @@ def scene_for(name: str, data_dir: Path | None, download: bool, no_verify: bool,
     return load_scene(name, data_dir=data_dir, download=download, verify=not no_verify, progress=not quiet)
 
 
-def run_and_scene(run: Path, device: str, data_dir: Path | None, download: bool, no_verify: bool,
-                  quiet: bool) -> tuple[Run, Scene]:
-    """A run folder's model and the scene it was trained on."""
+def run_and_scene(run: Path, device: str, data_dir: Path | None, download: bool, no_verify: bool, quiet: bool,
+                  own: dict[str, Any]) -> tuple[Run, Scene]:
+    """A run folder's model and the scene it was trained on (`own`: --cube, --labels, ... where its files moved)."""
+    from .api import scene_of
     from .run import load_run
 
     r = load_run(run, device)
-    return r, scene_for(r.scene, data_dir, download, no_verify, quiet)
+    return r, scene_of(r, data_dir=data_dir, download=download, verify=not no_verify, progress=not quiet, **own)
 
 
 def print_metrics(metrics: dict[str, Any], class_names: list[str], title: str) -> None:
@@ -127,14 +134,11 @@ def train(
     negatives: Annotated[str | None, typer.Option(help="hard+semi, hard, semi or all.")] = None,
     projection: Annotated[str | None, typer.Option(help="text (probe on text side) or vision.")] = None,
     split: Annotated[Path | None, typer.Option(help="Replay the split.npz of an earlier run.")] = None,
-    cube: Annotated[Path | None, typer.Option(help="Your own scene: the cube (.mat, .npy, ENVI .hdr/.img, GeoTIFF)."
-                                              )] = None,
-    labels: Annotated[Path | None, typer.Option(help="Your own scene: the label raster (0 = unlabelled, 1..C).")
-                      ] = None,
-    classes: Annotated[Path | None, typer.Option(help="Your own scene: class names and descriptions (TOML/YAML); "
-                                                      "they become the prompts.")] = None,
-    cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
-    labels_key: Annotated[str | None, typer.Option(help="Variable holding the labels in a .mat file.")] = None,
+    cube: OwnCube = None,
+    labels: OwnLabels = None,
+    classes: OwnClasses = None,
+    cube_key: CubeKey = None,
+    labels_key: LabelsKey = None,
     protocol: Annotated[str, typer.Option(help="paper (random share, PCA on the whole scene), leakfree "
                                                "(spatially disjoint, PCA on training pixels) or crossfield "
                                                "(leak-free, tested on unseen fields).")] = "paper",
@@ -186,12 +190,14 @@ def train(
 
 @app.command()
 def evaluate(run: RunDir, data_dir: DataDir = None, device: Device = "cpu", download: Download = False,
-             no_verify: NoVerify = False, quiet: Quiet = False) -> None:
+             no_verify: NoVerify = False, cube: OwnCube = None, labels: OwnLabels = None, classes: OwnClasses = None,
+             cube_key: CubeKey = None, labels_key: LabelsKey = None, quiet: Quiet = False) -> None:
     """Reload a run and recompute its test metrics; fail if they differ from the stored ones."""
     from .run import METRIC_KEYS
 
     dev = resolve_device(device)
-    r, data = run_and_scene(run, dev, data_dir, download, no_verify, quiet)
+    r, data = run_and_scene(run, dev, data_dir, download, no_verify, quiet, {
+        "cube": cube, "labels": labels, "classes": classes, "cube_key": cube_key, "labels_key": labels_key})
     metrics = r.evaluate(data, dev, progress=not quiet)
     print_metrics(metrics, list(r.class_names), f"{run}: test pixels")
     if r.metrics and not all(r.metrics.get(k) == metrics[k] for k in METRIC_KEYS):
@@ -204,12 +210,14 @@ def evaluate(run: RunDir, data_dir: DataDir = None, device: Device = "cpu", down
 @app.command("map")
 def map_(run: RunDir, out: Annotated[Path | None, typer.Option(help="PNG to write (default: RUN/map.png).")] = None,
          data_dir: DataDir = None, device: Device = "cpu", download: Download = False, no_verify: NoVerify = False,
-         quiet: Quiet = False) -> None:
+         cube: OwnCube = None, labels: OwnLabels = None, classes: OwnClasses = None, cube_key: CubeKey = None,
+         labels_key: LabelsKey = None, quiet: Quiet = False) -> None:
     """Classify every pixel of the run's scene and write the map beside the ground truth as a PNG."""
     from .experiments.plots import write_map
 
     dev = resolve_device(device)
-    r, data = run_and_scene(run, dev, data_dir, download, no_verify, quiet)
+    r, data = run_and_scene(run, dev, data_dir, download, no_verify, quiet, {
+        "cube": cube, "labels": labels, "classes": classes, "cube_key": cube_key, "labels_key": labels_key})
     console.print(f"wrote {write_map(r, data, out or run / 'map.png', dev, progress=not quiet)}")
 
 
@@ -248,7 +256,8 @@ def predict_(
 @app.command()
 def export(
     scene: Annotated[str, typer.Argument(help="Registered scene.")],
-    out: Annotated[Path, typer.Option(help="Folder for cube.hdr/.img, labels.tif and classes.toml.")] = Path("scene"),
+    out: Annotated[Path, typer.Option(help="Folder for SCENE.hdr/.img, SCENE_labels.tif and SCENE_classes.toml.")
+                   ] = Path("scene"),
     data_dir: DataDir = None, download: Download = False, no_verify: NoVerify = False, quiet: Quiet = False,
 ) -> None:
     """Re-package a registered scene as a user would have it: an ENVI cube, GeoTIFF labels and a class file."""

@@ -94,4 +94,4 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
                    timing={"train_s": result.seconds, "infer_s": infer_s, "device": str(device),
                            "machine": machine()})
     return Run(system, recipe, model.eval(), preprocess, tuple(scene.class_names), scene.name, split, metrics,
-               record.to_dict(), result.history, np.asarray(pred), scene.source)
+               record.to_dict(), result.history, np.asarray(pred), scene.source, scene.files)

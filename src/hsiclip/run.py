@@ -47,6 +47,7 @@ class Run:
     history: list[dict[str, float]] = field(default_factory=list)
     test_pred: np.ndarray | None = None  # class (0..C-1) of each test pixel, as scored
     scene_source: str = ""
+    scene_files: dict[str, str | None] | None = None  # trained on a user's own files: where they were (`Scene.files`)
 
     @property
     def window(self) -> int:
@@ -98,7 +99,8 @@ class Run:
             torch.save({"system": self.system.name, "config": self.system.recipe_dict(self.recipe),
                         "model": self.model.state_dict(), "preprocess": self.preprocess.state_dict(),
                         "class_names": list(self.class_names), "scene": self.scene,
-                        "scene_source": self.scene_source, "hsiclip_version": __version__}, tmp / "checkpoint.pt")
+                        "scene_source": self.scene_source, "scene_files": self.scene_files,
+                        "hsiclip_version": __version__}, tmp / "checkpoint.pt")
             (tmp / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
             (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=1) + "\n")
             if self.record is not None:
@@ -138,4 +140,4 @@ def load_run(path: Path | str, device: str = "cpu") -> Run:
     scene = ckpt.get("scene") or recipe.data.scene  # old folders: a RunConfig names its scene
     return Run(system, recipe, model, preprocess, tuple(ckpt["class_names"]), scene, split,
                read_json("metrics.json", {}), read_json("record.json", None), read_json("history.json", []), pred,
-               ckpt.get("scene_source", ""))
+               ckpt.get("scene_source", ""), ckpt.get("scene_files"))

@@ -208,14 +208,14 @@ def write_labels_tif(path: Path | str, labels: np.ndarray, georef: Georef | None
 
 
 def export_scene(scene: Any, out: Path | str) -> list[Path]:
-    """A registered scene as a user would have it: `out`/cube.hdr + cube.img (ENVI), labels.tif and classes.toml
-    (its prompt set); returns the paths written."""
+    """A registered scene as a user would have it: `out`/NAME.hdr + NAME.img (ENVI), NAME_labels.tif and
+    NAME_classes.toml (its prompt set), NAME the scene's; returns the paths written."""
     from importlib import resources
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cube = write_envi(out / "cube", scene.cube)
-    labels = write_labels_tif(out / "labels.tif", scene.labels)
-    classes = out / "classes.toml"
+    cube = write_envi(out / scene.name, scene.cube)
+    labels = write_labels_tif(out / f"{scene.name}_labels.tif", scene.labels)
+    classes = out / f"{scene.name}_classes.toml"
     classes.write_text(resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene.name}.toml").read_text())
     return [cube.with_suffix(".hdr"), cube, labels, classes]

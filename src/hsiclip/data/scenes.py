@@ -151,6 +151,7 @@ class Scene:
     class_names: tuple[str, ...]
     source: str  # where the arrays came from, for logs and run records
     prompts: str | Path | None = None  # the class file whose texts are its prompts (None: the registered set)
+    files: dict[str, str | None] | None = None  # a user's scene: its files, keys and array checksums (`user_scene`)
 
     @property
     def num_classes(self) -> int:
@@ -189,8 +190,23 @@ def user_scene(cube_path: Path | str, labels_path: Path | str, class_names: Sequ
             raise DataError(f"{labels_path}: label(s) {', '.join(map(str, unnamed))} appear in the raster but the "
                             f"class file names only labels 1..{len(class_names)}")
     source = f"{cube_path} + {labels_path}"
-    return _build(name or Path(cube_path).stem, cube.read(), gt, tuple(class_names), source, Path(cube_path),
-                  Path(labels_path))
+    scene = _build(name or Path(cube_path).stem, cube.read(), gt, tuple(class_names), source, Path(cube_path),
+                   Path(labels_path))
+    # what a run records to find and check these files again (`same_files`): the checksums are of the arrays as
+    # loaded, so a moved or re-saved copy with the same values passes
+    scene.files = {"cube": str(Path(cube_path).resolve()), "cube_key": cube_key,
+                   "labels": str(Path(labels_path).resolve()), "labels_key": labels_key,
+                   "cube_sha256": array_sha256(scene.cube), "labels_sha256": array_sha256(scene.labels)}
+    return scene
+
+
+def same_files(scene: Scene, recorded: dict[str, str | None]) -> None:
+    """Raise unless `scene`'s arrays are the ones a run was trained on (`recorded`: that scene's `files`)."""
+    assert scene.files is not None
+    for part in ("cube", "labels"):
+        if scene.files[f"{part}_sha256"] != recorded.get(f"{part}_sha256"):
+            raise DataError(f"{scene.files[part]} is not the {part} this run was trained on ({recorded[part]}): "
+                            "its values differ")
 
 
 def _build(name: str, cube: np.ndarray, gt: np.ndarray, class_names: tuple[str, ...], source: str,
