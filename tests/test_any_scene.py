@@ -61,6 +61,22 @@ def test_train_and_predict_on_a_users_envi_scene(tmp_path, own_scene, tiny_recip
     with rasterio.open(pred / "classes.tif") as ds:  # the GeoTIFF keeps the cube's georeferencing
         assert ds.crs == GEO.crs and ds.transform == GEO.transform
         np.testing.assert_array_equal(ds.read(1), whole)
+        # its colour table and the QGIS style give each class the colour of every figure, and name it
+        from hsiclip.predict import class_colors
+
+        rgba = (class_colors(3) * 255).round().astype(int)
+        assert [ds.colormap(1)[i] for i in range(4)] == [tuple(v) for v in rgba]
+        assert ds.tags(1)["CLASS_2"] == "Asphalt"
+    import xml.etree.ElementTree as ET
+
+    entries = ET.parse(pred / "classes.qml").getroot().findall(".//paletteEntry")
+    assert [(e.get("value"), e.get("label")) for e in entries] == [("1", "1 Corn"), ("2", "2 Asphalt"),
+                                                                    ("3", "3 Water")]
+    assert entries[1].get("color") == "#{:02x}{:02x}{:02x}".format(*rgba[2][:3])
+    from PIL import Image
+
+    figure = Image.open(pred / "classes_map.png")  # the readable map: legend and title make it wider than tall
+    assert figure.size[0] > figure.size[1] > 300
     with rasterio.open(pred / "confidence.tif") as ds:
         assert ds.dtypes[0] == "float32" and ds.crs == GEO.crs
     from PIL import Image

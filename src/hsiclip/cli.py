@@ -225,7 +225,8 @@ def map_(run: RunDir, out: Annotated[Path | None, typer.Option(help="PNG to writ
 def predict_(
     run: RunDir,
     cube: Annotated[Path, typer.Argument(help="Cube to classify (.mat, .npy, ENVI .hdr/.img, GeoTIFF), any size.")],
-    out: Annotated[Path, typer.Option(help="Output folder: classes.{png,tif,npy}, confidence.{tif,npy}.")] = Path(
+    out: Annotated[Path, typer.Option(help="Output folder: classes_map.png (legend, title), classes.{tif,qml,png,npy}, "
+                                           "confidence.{tif,npy}.")] = Path(
         "prediction"),
     cube_key: Annotated[str | None, typer.Option(help="Variable holding the cube in a .mat file.")] = None,
     tile: Annotated[int, typer.Option(help="Tile side in pixels (memory is one tile of the cube).")] = 256,
@@ -241,15 +242,15 @@ def predict_(
 ) -> None:
     """Classify every pixel of a cube, tile by tile; the GeoTIFFs keep the cube's georeferencing."""
     from .data.rasters import CubeSource
-    from .predict import predict_cube
+    from .predict import OUTPUTS, predict_cube
     from .run import load_run
 
     dev = resolve_device(device)
     s = predict_cube(load_run(run, dev), CubeSource(cube, cube_key), out, tile=tile, batch_size=batch_size,
                      device=dev, progress=not quiet, overwrite=overwrite, compile=compile, executor=executor,
                      address=address, workers=workers)
-    console.print(f"{s['pixels']:,} pixels in {s['seconds']:.1f} s ({s['pixels_per_s']:,.0f} px/s); wrote {out}/"
-                  f"classes.png, classes.tif, classes.npy, confidence.tif, confidence.npy"
+    console.print(f"{s['pixels']:,} pixels in {s['seconds']:.1f} s ({s['pixels_per_s']:,.0f} px/s); wrote {out}/: "
+                  + ", ".join(OUTPUTS)
                   + ("" if s["georeferenced"] else " (the cube has no georeferencing, so neither do the GeoTIFFs)"))
 
 

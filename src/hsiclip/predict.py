@@ -32,7 +32,8 @@ from .models.inference import for_inference
 from .paths import atomic_dir, check_writable
 
 COMPILE_FROM = 250_000  # pixels: `compile="auto"` compiles the model for scenes at least this large (it costs ~10-20 s)
-OUTPUTS = ("classes.npy", "confidence.npy", "classes.tif", "confidence.tif", "classes.png", "summary.json")
+OUTPUTS = ("classes_map.png", "classes.tif", "classes.qml", "classes.png", "classes.npy", "confidence.tif",
+           "confidence.npy", "summary.json")  # what `predict_cube` writes
 Tile = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1
 
 
@@ -68,6 +69,81 @@ def palette_png(classes: np.ndarray, num_classes: int, path: Path) -> None:
     else:
         img = Image.fromarray(rgb[classes])
     img.save(path, optimize=False)
+
+
+def _hex(rgba: np.ndarray) -> str:
+    return "#" + "".join(f"{round(float(v) * 255):02x}" for v in rgba[:3])
+
+
+def write_qml(path: Path, class_names: tuple[str, ...] | list[str]) -> None:
+    """A QGIS style beside classes.tif (QGIS loads NAME.qml with NAME.tif): a paletted renderer naming each class
+    in the colours of every other figure, unlabelled (0) transparent."""
+    from xml.sax.saxutils import quoteattr
+
+    colors = class_colors(len(class_names))
+    entries = "\n".join(f'          <paletteEntry value="{i}" color="{_hex(colors[i])}" alpha="255" '
+                         f"label={quoteattr(f'{i} {n}')}/>" for i, n in enumerate(class_names, 1))
+    path.write_text(f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" nodataColor="">
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+""")
+
+
+def prediction_figure(classes: np.ndarray, class_names: tuple[str, ...] | list[str], georef: Any, title: str,
+                      path: Path, max_side: int = 2000) -> None:
+    """The class map as people read it: a legend with each class's share of the pixels, a title, and map
+    coordinates with a scale bar when the cube is georeferenced in metres (else pixel rows and columns). Scenes
+    larger than `max_side` pixels a side are drawn from every k-th pixel (said in the caption)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    c = len(class_names)
+    h, w = classes.shape
+    step = max(1, -(-max(h, w) // max_side))
+    shown = np.asarray(classes[::step, ::step])
+    counts = np.bincount(shown.reshape(-1), minlength=c + 1)[1:]
+    share = 100 * counts / max(1, shown.size)
+    cmap = ListedColormap(class_colors(c))
+    fig, ax = plt.subplots(figsize=(6.4 * min(1.6, max(0.6, w / h)) + 3.4, 6.0), constrained_layout=True)
+    extent, metres = None, False
+    if georef is not None and georef.present and georef.transform is not None:
+        t = georef.transform
+        extent = (t.c, t.c + t.a * w, t.f + t.e * h, t.f)
+        metres = bool(getattr(georef.crs, "is_projected", False))
+    ax.imshow(shown, cmap=cmap, vmin=0, vmax=c, interpolation="nearest", extent=extent)
+    if extent is None:
+        ax.set_xlabel("column (pixels)")
+        ax.set_ylabel("row (pixels)")
+    else:
+        unit = "m" if metres else "°"
+        ax.set_xlabel(f"easting ({unit})" if metres else "longitude (°)")
+        ax.set_ylabel(f"northing ({unit})" if metres else "latitude (°)")
+        ax.ticklabel_format(useOffset=False, style="plain")
+    if metres:
+        from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+        width_m = abs(georef.transform.a) * w
+        bar = 10 ** np.floor(np.log10(width_m / 4))
+        bar *= 5 if 5 * bar <= width_m / 4 else 2 if 2 * bar <= width_m / 4 else 1
+        ax.add_artist(AnchoredSizeBar(ax.transData, bar, f"{bar / 1000:g} km" if bar >= 1000 else f"{bar:g} m",
+                                      "lower left", pad=0.4, color="white", frameon=False, size_vertical=0))
+    handles = [Patch(color=cmap(i + 1), label=f"{i + 1} {n} ({share[i]:.1f}%)") for i, n in enumerate(class_names)]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False, title="class (share)",
+               title_fontsize=8)
+    ax.set_title(title + (f"\n(every {step}th pixel drawn)" if step > 1 else ""), fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 class StemTokens(torch.nn.Module):
@@ -185,15 +261,23 @@ def classify_tiles(run: TrainedClassifier, cube: CubeSource | ArraySource, *, ti
             yield (r0, r1, c0, c1), pred.reshape(r1 - r0, c1 - c0), conf.reshape(r1 - r0, c1 - c0)
 
 
-def _geotiff(path: Path, h: int, w: int, dtype: str, cube: CubeSource, tile: int) -> Any:
+def _geotiff(path: Path, h: int, w: int, dtype: str, cube: CubeSource, tile: int,
+             class_names: tuple[str, ...] | None = None) -> Any:
+    """A tiled GeoTIFF with the cube's georeferencing; a class map also gets its colour table (what GIS tools
+    show without a style file)."""
     import rasterio
 
     kw: dict[str, Any] = {}
     if cube.georef.present:
         kw = {"crs": cube.georef.crs, "transform": cube.georef.transform}
     block = max(16, min(512, tile) // 16 * 16)  # GeoTIFF blocks are multiples of 16
-    return rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=1, dtype=dtype, tiled=True,
-                         blockxsize=block, blockysize=block, compress="deflate", **kw)
+    dst = rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=1, dtype=dtype, tiled=True,
+                        blockxsize=block, blockysize=block, compress="deflate", **kw)
+    if class_names is not None:
+        rgba = (class_colors(len(class_names)) * 255).round().astype(int)
+        dst.write_colormap(1, {i: tuple(int(v) for v in rgba[i]) for i in range(len(rgba))})
+        dst.update_tags(1, **{f"CLASS_{i}": n for i, n in enumerate(class_names, 1)})
+    return dst
 
 
 def _write_strip(folder: Path, r0: int, r1: int, strips: dict[str, np.ndarray], tifs: dict[str, Any]) -> None:
@@ -249,7 +333,7 @@ def predict_cube(run: TrainedClassifier, cube: CubeSource, out_dir: Path, *, til
             np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=kind, shape=(h, w)).flush()
         with gdal_env(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NotGeoreferencedWarning when the input has no georeferencing
-            with _geotiff(tmp / "classes.tif", h, w, np.dtype(dtype).name, cube, tile) as cls_tif, \
+            with _geotiff(tmp / "classes.tif", h, w, np.dtype(dtype).name, cube, tile, run.class_names) as cls_tif, \
                     _geotiff(tmp / "confidence.tif", h, w, "float32", cube, tile) as conf_tif:
                 tifs = {"classes": cls_tif, "confidence": conf_tif}
                 strips: dict[str, np.ndarray] = {}
@@ -267,6 +351,9 @@ def predict_cube(run: TrainedClassifier, cube: CubeSource, out_dir: Path, *, til
         seconds = time.perf_counter() - t0
         classes = np.asarray(np.load(tmp / "classes.npy", mmap_mode="r"))
         palette_png(classes, c, tmp / "classes.png")
+        write_qml(tmp / "classes.qml", run.class_names)
+        prediction_figure(classes, run.class_names, cube.georef, f"{Path(cube.path).name}: classes predicted by "
+                          f"{getattr(getattr(run, 'system', None), 'label', 'the run')}", tmp / "classes_map.png")
         counts = np.bincount(classes.reshape(-1), minlength=c + 1)[1:]
         summary = {"cube": str(cube.path), "shape": [h, w, b], "pixels": h * w, "seconds": seconds,
                    "pixels_per_s": h * w / seconds, "tile": tile, "batch_size": batch_size, "executor": executor,
