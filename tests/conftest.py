@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 
-from hsiclip.data.scenes import Scene
+from hsiclip.data.scenes import Scene, get_scene, load_scene
+from hsiclip.errors import HsiclipError
 from hsiclip.text.encoders import ENCODERS, EncoderSpec
 
 STUB_DIM = 32
@@ -46,12 +48,23 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The real scenes: $HSICLIP_DATA_DIR (CI sets it to ../shared/data), else ../shared/data if present."""
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the real Indian Pines .mat files: $HSICLIP_DATA_DIR (CI sets it to ../shared/data), else
+    ../shared/data, else the copy inside the TensorLy wheel (what `hsiclip train` itself falls back on), written out
+    as the two public .mat files."""
     d = Path(os.environ.get("HSICLIP_DATA_DIR") or REPO.parent / "shared" / "data")
-    if not (d / "Indian_pines_corrected.mat").is_file():
-        pytest.skip(f"real Indian Pines not found in {d}")
-    return d
+    info = get_scene("indian_pines")
+    if all((d / f.filename).is_file() for f in (info.cube, info.gt)):
+        return d
+    try:
+        scene = load_scene("indian_pines")  # no folders: the packaged copy, then the download cache
+    except HsiclipError:
+        pytest.skip(f"the real Indian Pines scene is not here: put {info.cube.filename} and {info.gt.filename} "
+                    "in a folder named by $HSICLIP_DATA_DIR, or pip install tensorly (its wheel ships a copy)")
+    out = tmp_path_factory.mktemp("indian_pines")
+    scipy.io.savemat(out / info.cube.filename, {info.cube.key: scene.cube.astype(np.uint16)})
+    scipy.io.savemat(out / info.gt.filename, {info.gt.key: scene.labels.astype(np.uint8)})
+    return out
 
 
 @pytest.fixture(scope="session")
