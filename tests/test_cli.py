@@ -410,3 +410,12 @@ def test_the_cli_runs_torch_on_one_thread_unless_told(monkeypatch):
     assert main(["--threads", "0", "compare", "--list"]) == 0
     assert main(["--threads", "3", "compare", "--list"]) == 0
     assert calls == [1, os.cpu_count(), 3]
+
+
+def test_help_shows_flags_and_repeatable_options_as_a_user_reads_them(capsys):
+    for command in ("train", "evaluate", "map", "predict", "export", "compare", "reproduce", "info", "models",
+                    "scenes"):
+        code, out, _ = run_cli([command, "--help"], capsys)
+        assert code == 0 and "Usage" in out, command
+        assert "<bool>" not in out and "<list[" not in out, (command, out)
+    assert "NAME=N" in run_cli(["compare", "--help"], capsys)[1]

@@ -22,6 +22,13 @@ try:  # typer 0.24 and later carry their own copy of click, whose usage errors a
 except ImportError:
     TyperClickException = click.ClickException
 USAGE_ERRORS = (click.ClickException, TyperClickException)
+if hasattr(getattr(typer, "core", None), "TyperOption") and hasattr(typer.core.TyperOption, "display_type_rich"):
+    _display_type = typer.core.TyperOption.display_type_rich
+
+    def _no_type_for_flags(self: Any, ctx: Any) -> str | None:  # typer 0.24+ prints "<bool>" after every flag
+        return None if getattr(self, "is_flag", False) and self.metavar is None else _display_type(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = _no_type_for_flags
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands, so `hsiclip --help` starts fast
     from .data.scenes import Scene
@@ -299,14 +306,16 @@ def compare(
              "fitted on training pixels), crossfield (leak-free, tested on fields unseen in training), or several: "
              "paper,leakfree (adds results/protocols.md).")] = "paper",
     fraction: Annotated[float, typer.Option(help="Share of labelled pixels per class used for training.")] = 0.1,
-    epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run system NAME for N epochs (repeatable).")] = None,
+    epochs: Annotated[list[str] | None, typer.Option(metavar="NAME=N", help="Run system NAME for N epochs "
+                                                                         "(repeatable).")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Cap every system's epochs (stated in the table).")] = None,
     window: Annotated[int | None, typer.Option(help="Leak-free protocol: the window no test pixel's window may share "
                                                     "with a training pixel (default 15).")] = None,
     work_dir: Annotated[Path, typer.Option(help="Per-(system, seed) records and runs; resumable.")] = Path(
         "runs/compare"),
     out: Annotated[Path, typer.Option(help="Folder for compare_<scene>.md/.csv/.png.")] = Path("results"),
-    note: Annotated[list[str] | None, typer.Option(help="A line added to the table's notes (repeatable).")] = None,
+    note: Annotated[list[str] | None, typer.Option(metavar="TEXT", help="A line added to the table's notes "
+                                                                        "(repeatable).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the systems and exit.")] = False,
     no_train: Annotated[bool, typer.Option("--no-train", help="Only tabulate the finished (system, seed) pairs.")
                         ] = False,
@@ -350,9 +359,10 @@ def reproduce(
     scene: Annotated[str, typer.Option(help="Registered scene.")] = "indian_pines",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (the paper repeats each experiment 4 times).")
                      ] = "0,1,2,3",
-    epochs: Annotated[list[str] | None, typer.Option(help="NAME=N: run baseline NAME for N epochs (repeatable).")
-                      ] = None,
-    skip: Annotated[list[str] | None, typer.Option(help="Leave the rows of this system out (repeatable); they "
+    epochs: Annotated[list[str] | None, typer.Option(metavar="NAME=N", help="Run baseline NAME for N epochs "
+                                                                         "(repeatable).")] = None,
+    skip: Annotated[list[str] | None, typer.Option(metavar="NAME", help="Leave the rows of this system out "
+                                                                       "(repeatable); they "
                                                         "stay in the table as skipped.")] = None,
     work_dir: Annotated[Path, typer.Option(help="Run folders of the recipe variants; resumable.")] = Path(
         "runs/reproduce"),
