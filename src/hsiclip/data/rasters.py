@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, plural
-from .io import read_array, read_mat
+from .io import error_text, open_npy, read_array, read_mat
 
 GDAL_CACHE_MB = 64  # GDAL's block cache, bounded so that memory stays flat however large the scene
 _ENVI_DATA = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
@@ -60,7 +60,35 @@ def _open_gdal(path: Path) -> Any:
     try:
         return rasterio.open(path)
     except RasterioIOError as e:
-        raise DataError(f"{path}: cannot read this raster ({e})") from None
+        raise DataError(f"{path}: cannot read this raster ({error_text(e)})") from None
+
+
+def _read_gdal(ds: Any, path: Path, *args: Any, **kw: Any) -> np.ndarray:
+    """ds.read(...), a damaged file's failure (a truncated or corrupt TIFF strip or tile) as one DataError."""
+    from rasterio.errors import RasterioIOError
+
+    try:
+        return ds.read(*args, **kw)
+    except RasterioIOError as e:  # "Read failed. See previous exception": GDAL's own reason is the cause
+        raise DataError(f"{path}: cannot read the values of this raster, it is corrupt or truncated "
+                        f"({error_text(e.__cause__ or e)})") from None
+
+
+def _check_complete(ds: Any, path: Path) -> None:
+    """GDAL reads the missing end of a raw (ENVI) data file as zeros: refuse a data file shorter than its header
+    says."""
+    if ds.driver != "ENVI":
+        return
+    try:
+        offset = int(ds.tags(ns="ENVI").get("header_offset", 0))
+    except ValueError:  # a header offset GDAL parsed leniently: check the values alone
+        offset = 0
+    need = offset + ds.width * ds.height * ds.count * np.dtype(ds.dtypes[0]).itemsize
+    data = Path(ds.name)
+    if (have := data.stat().st_size) < need:
+        raise DataError(f"{path}: the ENVI data file {data.name} is truncated: its header describes {ds.height}x"
+                        f"{ds.width} pixels of {plural(ds.count, 'band')} in {ds.dtypes[0]} ({need:,} bytes from "
+                        f"offset {offset:,}) but the file holds {have:,} bytes")
 
 
 class CubeSource:
@@ -79,7 +107,7 @@ class CubeSource:
             self._array = read_mat(self.path, key)
             self.kind, shape = "mat", self._array.shape
         elif suffix == ".npy":
-            head = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            head = open_npy(self.path)
             self.kind, shape = "npy", head.shape
             del head
         elif suffix in _GDAL_SUFFIXES:
@@ -88,6 +116,7 @@ class CubeSource:
             with gdal_env(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # NotGeoreferencedWarning: a plain array is fine
                 with _open_gdal(self._gdal) as ds:
+                    _check_complete(ds, self.path)
                     shape = (ds.height, ds.width, ds.count)
                     self.georef = Georef(ds.crs, ds.transform if ds.crs is not None else None)
         else:
@@ -104,7 +133,7 @@ class CubeSource:
         if self._array is not None:
             out = self._array[r0:r1, c0:c1]
         elif self.kind == "npy":
-            mm = np.load(self.path, mmap_mode="r", allow_pickle=False)  # mapped for this read only, then released
+            mm = open_npy(self.path)  # mapped for this read only, then released
             out = np.array(mm[r0:r1, c0:c1])
             del mm
         else:
@@ -113,7 +142,7 @@ class CubeSource:
             with gdal_env(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with _open_gdal(self._gdal) as ds:
-                    out = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
+                    out = _read_gdal(ds, self.path, window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
         if out.dtype.kind not in "biuf":
             raise DataError(f"{self.path}: the cube holds {out.dtype} values, expected real numbers")
         out = out.astype(np.float32, copy=False)
@@ -152,9 +181,10 @@ def read_labels(path: Path | str, key: str | None = None) -> tuple[np.ndarray, G
         with gdal_env(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with _open_gdal(_gdal_path(path)) as ds:
+                _check_complete(ds, path)
                 if ds.count != 1:
                     raise DataError(f"{path}: a label raster has one band, this file has {ds.count}")
-                return ds.read(1), Georef(ds.crs, ds.transform if ds.crs is not None else None)
+                return _read_gdal(ds, path, 1), Georef(ds.crs, ds.transform if ds.crs is not None else None)
     raise DataError(f"{path}: unsupported label file {suffix!r} (expected .mat, .npy, ENVI or GeoTIFF)")
 
 

@@ -42,7 +42,12 @@ def load_prompt_set(scene_or_path: str | Path) -> list[ClassPrompt]:
         text = resources.files("hsiclip.text.prompt_sets").joinpath(f"{scene_or_path}.toml").read_text()
         where = f"built-in prompts for {scene_or_path}"
     elif Path(scene_or_path).is_file():
-        text, where = Path(scene_or_path).read_text(), str(scene_or_path)
+        where = str(scene_or_path)
+        try:
+            text = Path(scene_or_path).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{where}: a prompt file must be UTF-8 text, byte {e.start} is not "
+                              f"({e.reason})") from None
         if Path(scene_or_path).suffix.lower() in (".yaml", ".yml"):
             return _parse(_yaml(text, where), where)
     else:
@@ -60,8 +65,11 @@ def _yaml(text: str, where: str) -> dict:
 
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: malformed YAML ({e})") from None
+    except yaml.YAMLError as e:  # str(e) spans lines (it quotes the text with a caret): keep the problem and place
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: malformed YAML ({' '.join(problem.split())}{at})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with a `classes` list")
     return data
@@ -69,17 +77,29 @@ def _yaml(text: str, where: str) -> dict:
 
 def _parse(data: dict, where: str) -> list[ClassPrompt]:
     """Classes in label order; each needs `label` and `name`, optionally `short`, `descriptive`, `variants`."""
-    try:
-        classes = data["classes"]
-        prompts = [ClassPrompt(int(c["label"]), c["name"], c.get("short", c["name"]),
-                               c.get("descriptive", c.get("short", c["name"])), tuple(c.get("variants", ())))
-                   for c in classes]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: malformed prompt file ({e!r}); each [[classes]] needs label and name") from None
-    for c in classes:  # a misspelt key would silently fall back to another prompt
-        if unknown := sorted(set(c) - set(CLASS_KEYS)):
-            raise ConfigError(f"{where}: class {c['name']!r} has unknown key(s) {', '.join(map(repr, unknown))}; "
+    classes = data.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise ConfigError(f"{where}: malformed prompt file (no list of classes); each [[classes]] needs label and name")
+    prompts = []
+    for i, c in enumerate(classes, 1):
+        if not isinstance(c, dict) or "label" not in c or "name" not in c:
+            raise ConfigError(f"{where}: malformed prompt file (class {i} is {c!r}); each [[classes]] needs label and "
+                              "name")
+        if not isinstance(c["name"], str):
+            raise ConfigError(f"{where}: class {i}: its name must be text, got {c['name']!r}")
+        if unknown := sorted(map(repr, set(c) - set(CLASS_KEYS))):  # a misspelt key would silently fall back
+            raise ConfigError(f"{where}: class {c['name']!r} has unknown key(s) {', '.join(unknown)}; "
                               f"valid: {', '.join(CLASS_KEYS)}")
+        if type(c["label"]) is not int:  # not 1.5 -> 1, "2" -> 2 or true -> 1
+            raise ConfigError(f"{where}: class {c['name']!r}: its label must be a whole number, got {c['label']!r}")
+        for key in ("short", "descriptive"):
+            if not isinstance(c.get(key, ""), str):
+                raise ConfigError(f"{where}: class {c['name']!r}: its {key} must be text, got {c[key]!r}")
+        variants = c.get("variants", [])
+        if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
+            raise ConfigError(f"{where}: class {c['name']!r}: its variants must be a list of texts, got {variants!r}")
+        short = c.get("short", c["name"])
+        prompts.append(ClassPrompt(c["label"], c["name"], short, c.get("descriptive", short), tuple(variants)))
     labels = [p.label for p in prompts]
     if labels != list(range(1, len(prompts) + 1)):
         raise ConfigError(f"{where}: class labels must be 1..C in order, got {labels}")
