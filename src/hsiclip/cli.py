@@ -477,3 +477,18 @@ def main(argv: list[str] | None = None) -> int:
         return code
     return 0
 
+
+
+def entry() -> None:
+    """The `hsiclip` console script and `python -m hsiclip`: `main`'s status as the process's exit status."""
+    code = main()
+    if code == 130:
+        # A Ctrl-C that reached Python inside TorchInductor's compiled code leaves CPython set to kill itself with
+        # SIGINT at exit (status -2, not 130) although it was handled: run the exit handlers, then leave with 130.
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)

@@ -44,6 +44,8 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
     executor embeds them once in the driver rather than loading the encoder in every worker).
     """
     system = get_system(system) if isinstance(system, str) else system
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"epochs must be a positive number, got {epochs}")
     recipe = system.recipe(scene.name, seed=seed, epochs=epochs, **overrides)
     proto = PROTOCOLS.get(protocol)
     tag, margin = protocol_tag(protocol, window)
@@ -58,6 +60,8 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
         raise ConfigError(f"{system.label} reads {system.window(recipe)} x {system.window(recipe)} windows, larger "
                           f"than the {h} x {w} scene; use a window of at most {min(h, w)}")
     share, count = system.fraction(recipe)
+    if fraction is not None and not 0 < fraction < 1:
+        raise ConfigError(f"the training share must be between 0 and 1 (exclusive), got {fraction}")
     if fraction is not None:
         share, count = fraction, None
     if split is None:
