@@ -179,10 +179,11 @@ def test_bad_user_input_fails_with_one_clear_line(tmp_path, own_scene, tiny_reci
     assert not (tmp_path / "r").exists()
 
 
-def test_a_run_on_own_files_is_evaluated_and_mapped_again_and_checks_its_files(tmp_path, own_scene, tiny_recipe,
+def test_a_run_on_own_files_is_evaluated_mapped_and_applied_and_checks_its_files(tmp_path, own_scene, tiny_recipe,
                                                                               text_cache, monkeypatch, capsys):
-    """The run records its files and their checksums: `evaluate` and `map` find them again, moved files are given
-    with --cube/--labels/--classes, and files with other values are refused."""
+    """The own-scene round trip (train, evaluate, map, predict): the run records its files and their checksums, so
+    `evaluate` and `map` find them again; moved files are given with --cube/--labels/--classes, and files with other
+    values are refused."""
     monkeypatch.setenv("HSICLIP_CACHE_DIR", str(text_cache))
     cube, labels, classes, _ = own_scene
     run = tmp_path / "run"
@@ -195,6 +196,9 @@ def test_a_run_on_own_files_is_evaluated_and_mapped_again_and_checks_its_files(t
     assert "identical to" in out
     assert main(["map", str(run), "--out", str(tmp_path / "map.png"), "--quiet"]) == 0
     assert (tmp_path / "map.png").stat().st_size > 5_000
+    assert main(["predict", str(run), str(cube), "--out", str(tmp_path / "pred"), "--quiet"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "pred" / "classes.npy"),
+                                  load_run(run).predict(CubeSource(cube).read())[0])
 
     moved = tmp_path / "moved"
     moved.mkdir()
