@@ -141,6 +141,13 @@ def train(
     negatives: Annotated[str | None, typer.Option(help="hard+semi, hard, semi or all.")] = None,
     projection: Annotated[str | None, typer.Option(help="text (probe on text side) or vision.")] = None,
     split: Annotated[Path | None, typer.Option(help="Replay the split.npz of an earlier run.")] = None,
+    unseen: Annotated[str | None, typer.Option(metavar="CLASSES", help="Zero-shot: comma-separated class names or "
+                                               "labels left out of training, scored from their prompts alone.")
+                      ] = None,
+    per_class: Annotated[int | None, typer.Option(metavar="N", help="Few labels: N training pixels per class of "
+                                                  "the protocol's split (its test set kept).")] = None,
+    prototypes: Annotated[str, typer.Option(help="text (the prompts' embeddings) or random (unit vectors: the "
+                                                 "control for the text prior).")] = "text",
     cube: OwnCube = None,
     labels: OwnLabels = None,
     classes: OwnClasses = None,
@@ -183,13 +190,23 @@ def train(
     console.print(f"[dim]{config or 'ours'}: {data.name} from {data.source}; device {dev}[/dim]", soft_wrap=True)
     run = train_system(data, config or "ours", seed=seed, protocol=protocol, fraction=train_fraction,
                        split=Split.load(split) if split else None, epochs=epochs, device=dev,
-                       progress=not quiet, cache_dir=cache_dir(), allow_download=download, **overrides)
+                       progress=not quiet, cache_dir=cache_dir(), allow_download=download, per_class=per_class,
+                       unseen=[u.strip() for u in unseen.split(",") if u.strip()] if unseen else (),
+                       prototypes=prototypes, **overrides)
     run.save(out)
     if not no_map:
         from .experiments.plots import write_map
 
         write_map(run, data, out / "map.png", dev, progress=not quiet)
     print_metrics(run.metrics, list(data.class_names), f"{data.name}, seed {seed}: test pixels")
+    if zs := run.metrics.get("zero_shot"):
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
+        _table(f"zero-shot: {', '.join(data.class_names[c] for c in zs['unseen_classes'])} unseen in training",
+               ("unseen prototypes", "seen acc", "unseen acc", "H", "ZSL acc"),
+               [(k, *(pct(zs[k][m]) for m in ("seen", "unseen", "h", "zsl"))) for k in ("text", "random")])
+        console.print(f"chance: {zs['chance_gzsl']:.2f} (every class), {zs['chance_zsl']:.2f} (unseen only)")
     t = run.metrics["timing"]
     console.print(f"train {t['train_s']:.1f} s, test inference {t['infer_s']:.2f} s; run folder {out}"
                   + ("" if no_map else f", map {out / 'map.png'}"))

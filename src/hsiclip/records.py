@@ -62,10 +62,15 @@ class Record:
     finished: str  # local time, "%Y-%m-%d %H:%M:%S"
     recipe: dict[str, Any] | None = None  # the resolved settings, flat (`section.field` for ours), seed left out
     code: str | None = None  # `code_version()` of the code that trained it
+    train_count: int | None = None  # training pixels per class (`per_class`), when the split was cut to a count
+    unseen: list[str] | None = None  # classes without training pixels (zero-shot)
+    zero_shot: dict[str, Any] | None = None  # `zeroshot.zero_shot_metrics` of a zero-shot run
+    prototypes: str | None = None  # "random": trained against random unit vectors, not the prompts' embeddings
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if not (k in ("recipe", "code") and v is None)}
+        optional = ("recipe", "code", "train_count", "unseen", "zero_shot", "prototypes")
+        return {k: v for k, v in d.items() if not (k in optional and v is None)}
 
 
 def record_stem(root: Path, scene: str, protocol: str, fraction: float, name: str, seed: int,

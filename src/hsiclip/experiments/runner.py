@@ -78,7 +78,8 @@ def _text(job: Job, scene: Scene, cache_dir: Path | None) -> torch.Tensor | None
     """The job's class text embeddings, computed in the driver (which has the encoder and its cache)."""
     system = get_system(job.system)
     overrides = {k: v for k, v in job.train.items() if k not in ("protocol", "split", "fraction", "window",
-                                                                     "epochs", "cache_dir", "text")}
+                                                                     "epochs", "cache_dir", "text", "per_class",
+                                                                     "unseen", "prototypes")}
     recipe = system.recipe(scene.name, seed=job.seed, epochs=job.train.get("epochs"), **overrides)
     return system.text_features(recipe, scene, cache_dir)
 
