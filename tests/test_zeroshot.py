@@ -133,3 +133,26 @@ def test_the_cli_trains_a_zero_shot_run_and_prints_both_controls(tmp_path, zs_re
     out = capsys.readouterr().out
     assert "class5, class6 unseen in training" in out and "random" in out and "chance: 12.50" in out
     assert hsiclip.load_run(tmp_path / "run").record["unseen"] == UNSEEN
+
+
+def test_reproduce_zero_shot_and_few_shot_end_to_end(tmp_path, text_cache, small_recipes, monkeypatch):
+    """Both experiments on the described scene (the stub encoder, short runs): tables, csv and figures written, every
+    run recorded once, and a second call trains nothing."""
+    from hsiclip.experiments import reproduce, runner, zeroshot
+
+    monkeypatch.setattr(zeroshot, "ENCODERS", ())  # the recipe's encoder (the stub) only
+    scene = described_scene(tmp_path / "scene", texts_match=True, h=40, w=40)
+    kw = {"out_dir": tmp_path / "results", "work_dir": tmp_path / "work", "compare_dir": tmp_path / "compare",
+          "command": "hsiclip reproduce ...", "cache_dir": text_cache, "progress": False, "log": lambda m: None,
+          "executor": "local"}
+    paths = reproduce.reproduce("zero-shot", scene, [0], **kw)
+    assert [p.suffix for p in paths] == [".md", ".csv", ".png"] and all(p.stat().st_size > 500 for p in paths)
+    md = paths[0].read_text()
+    assert "| paper | stub | descriptive | text | 4 |" in md and "| leakfree-w15 | stub | label | random | 4 |" in md
+    assert md.count("**the text carries") + md.count("**no evidence") == 4  # a finding per (protocol, variant)
+    few = reproduce.reproduce("few-shot", scene, [0], epochs={"ssftt": 1, "vision_only": 2}, **kw)
+    text = few[0].read_text()
+    assert "Reduced budget, not comparable" in text and "| paper | ours, random prototypes | 1 | 1 |" in text
+    assert len(list((tmp_path / "work").rglob("seed0*.json"))) == 16 + 32
+    monkeypatch.setattr(runner, "execute", lambda *a, **k: pytest.fail("nothing should be trained again"))
+    reproduce.reproduce("zero-shot", scene, [0], **kw)

@@ -77,10 +77,12 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
         raise ConfigError(f"unknown prototypes {prototypes!r}; valid: {', '.join(PROTOTYPES)}")
     hidden = class_indices(unseen, scene.class_names) if unseen else []
     targets = scene.targets
+    region = split.train  # a leak-free PCA's pixels: the training region, labels unused (N per class are too few)
     if per_class is not None:
         split = few_shot_split(split, scene.labels, per_class, seed)
-    if hidden:  # no window centred on an unseen pixel is a training sample
+    if hidden:  # no window centred on an unseen pixel is a training sample, nor in the PCA
         split = Split(split.train[~np.isin(targets[split.train], hidden)], split.test)
+        region = region[~np.isin(targets[region], hidden)]
     if text is None:  # before seeding: a cold cache draws none
         text = system.text_features(recipe, scene, cache_dir, allow_download)
     if (hidden or prototypes != "text") and text is None:
@@ -90,7 +92,7 @@ def train(scene: Scene, system: str | System = "ours", *, seed: int = 0, protoco
         text = random_prototypes(tuple(text.shape), seed)
     seen = [c for c in range(scene.num_classes) if c not in hidden]
     preprocess = fit_preprocessing(scene.cube, system.components(recipe, bands),
-                                   split.train if proto.fit_on_train else None, seed)
+                                   region if proto.fit_on_train else None, seed)
     sampler = WindowSampler(preprocess.transform(scene.cube), system.window(recipe), device)
     torch.manual_seed(seed)  # the initialisation, the batches, the masks and the semi-hard draws
     model = system.create(recipe, preprocess.channels, len(seen), None if text is None else text[seen]).to(device)

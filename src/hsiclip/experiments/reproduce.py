@@ -27,7 +27,7 @@ from ..efficiency import machine
 from ..records import RecordStore
 from ..systems import get_system
 from ..text.encoders import ENCODERS, encoder_available
-from . import figures  # noqa: F401  (registers the figure experiments)
+from . import figures, zeroshot  # noqa: F401  (register the figure, zero-shot and few-shot experiments)
 from .catalog import EXPERIMENTS, Experiment, Finding, Row, register
 from .compare import plan_comparison, recipe_changes
 from .report import full_budget, mean_std, paper_numbers
