@@ -266,8 +266,11 @@ def _moved_run(root: Path, s: dict[str, Path]) -> Path:
 # --- interrupts: a real child process -------------------------------------------------------------------------------
 
 def _child(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    # a command started with `&` by a non-interactive shell (CI) ignores SIGINT, and so would this child: a user's
+    # Ctrl-C reaches a foreground process, so the child gets the default disposition back
     return subprocess.Popen([sys.executable, "-m", "hsiclip", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
