@@ -178,16 +178,26 @@ def _csv(path: Path, table: list[dict], metrics: Sequence[str]) -> None:
             w.writerow([t[k] for k in keys] + stats)
 
 
-def _zero_shot_figure(table: list[dict], scene: Scene, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _protocol_panels(table: list[dict]) -> tuple[Any, list[tuple[Any, str]]]:
+    """A figure with one panel per protocol of `table` (a shared y axis), and the (axes, protocol) pairs."""
+    from .plots import plt  # the headless backend is chosen there
 
     tags = list(dict.fromkeys(t["protocol"] for t in table))
     fig, axes = plt.subplots(1, len(tags), figsize=(5.5 * len(tags), 4), sharey=True, constrained_layout=True,
                              squeeze=False)
-    for ax, tag in zip(axes[0], tags, strict=True):
+    return fig, list(zip(axes[0], tags, strict=True))
+
+
+def _save(fig: Any, path: Path) -> None:
+    from .plots import plt
+
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _zero_shot_figure(table: list[dict], scene: Scene, path: Path) -> None:
+    fig, panels = _protocol_panels(table)
+    for ax, tag in panels:
         variants = list(dict.fromkeys((t["encoder"], t["prompts"]) for t in table if t["protocol"] == tag))
         for j, control in enumerate(("text", "random")):
             rows = [next(t for t in table if t["protocol"] == tag and (t["encoder"], t["prompts"]) == v
@@ -199,10 +209,9 @@ def _zero_shot_figure(table: list[dict], scene: Scene, path: Path) -> None:
         ax.set_xticks(range(len(variants)), [f"{e}\n{p}" for e, p in variants], fontsize=8)
         ax.set_title(tag, fontsize=10)
         ax.set_ylabel("GZSL harmonic mean H (%)")
-    axes[0][0].legend(fontsize=8)
+    panels[0][0].legend(fontsize=8)
     fig.suptitle(f"{scene.name}: zero-shot, unseen classes scored from their prompts")
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def few_shot(scene: Scene, seeds: Sequence[int], *, stem: Path, command: str, work_dir: Path, device: str = "cpu",
@@ -275,15 +284,8 @@ def _few_shot_md(scene: Scene, seeds: Sequence[int], table: list[dict], command:
 
 
 def _few_shot_figure(table: list[dict], scene: Scene, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tags = list(dict.fromkeys(t["protocol"] for t in table))
-    fig, axes = plt.subplots(1, len(tags), figsize=(5.5 * len(tags), 4), sharey=True, constrained_layout=True,
-                             squeeze=False)
-    for ax, tag in zip(axes[0], tags, strict=True):
+    fig, panels = _protocol_panels(table)
+    for ax, tag in panels:
         for label in dict.fromkeys(t["system"] for t in table):
             rows = [t for t in table if t["protocol"] == tag and t["system"] == label and t["runs"]]
             if rows:
@@ -294,10 +296,9 @@ def _few_shot_figure(table: list[dict], scene: Scene, path: Path) -> None:
         ax.set_xlabel("training pixels per class")
         ax.set_ylabel("OA (%)")
         ax.set_title(tag, fontsize=10)
-    axes[0][0].legend(fontsize=8)
+    panels[0][0].legend(fontsize=8)
     fig.suptitle(f"{scene.name}: few labels")
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    _save(fig, path)
 
 
 register(Experiment("zero-shot", "Unseen classes from their descriptions (GZSL and ZSL, random-prototype control)",
